@@ -1,0 +1,53 @@
+"""Settings read from the environment: the only switch between the local and production profiles.
+
+Local default: everything under one data directory (``ZDTE_HOME``, default ``./.zdte``), no
+service needed. Production: ``ZDTE_STORAGE_URL=s3://bucket/prefix`` plus the standard AWS,
+MLflow and Dagster variables.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def zdte_home() -> Path:
+    """Local data directory; created on first use."""
+    home = Path(os.environ.get("ZDTE_HOME", ".zdte")).expanduser().resolve()
+    return home
+
+
+def storage_url() -> str:
+    """Where asset values live: a local path or ``s3://bucket/prefix``."""
+    url = os.environ.get("ZDTE_STORAGE_URL", "").strip()
+    return url or str(zdte_home() / "storage")
+
+
+def mlflow_tracking_uri() -> str:
+    """The standard MLFLOW_TRACKING_URI, or a SQLite store in the data directory."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    if uri:
+        return uri
+    return f"sqlite:///{zdte_home() / 'mlflow.db'}"
+
+
+def tickers() -> list[str]:
+    """Tickers the code location serves (``ZDTE_TICKERS``, comma separated; default AAPL)."""
+    raw = os.environ.get("ZDTE_TICKERS", "AAPL")
+    out = [t.strip().upper() for t in raw.split(",") if t.strip()]
+    return out or ["AAPL"]
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """Market-data source chosen by ``ZDTE_SOURCE`` (sample, file, yfinance) and ``ZDTE_SOURCE_PATH``."""
+
+    kind: str
+    path: str | None
+
+
+def source_settings() -> SourceSettings:
+    kind = os.environ.get("ZDTE_SOURCE", "sample").strip().lower() or "sample"
+    path = os.environ.get("ZDTE_SOURCE_PATH", "").strip() or None
+    return SourceSettings(kind=kind, path=path)
