@@ -17,7 +17,7 @@ EXCHANGE = "XNYS"
 TIMEZONE = "America/New_York"
 NY = ZoneInfo(TIMEZONE)
 #: First day the calendar (and therefore every partition set) covers.
-CALENDAR_START = dt.date(2018, 1, 2)
+CALENDAR_START = dt.date(2000, 1, 3)
 
 
 class CalendarError(ValueError):
