@@ -1,0 +1,137 @@
+"""Shared pytest fixtures, most importantly the real services (S3 server, Postgres).
+
+Service rule: outside CI a missing service skips the test with the reason; with ``CI=true`` it
+fails, so a CI machine that lost its Postgres or SeaweedFS cannot pass by skipping everything.
+Tests that use a service fixture get the ``services`` marker automatically
+(``pytest -m "not services"`` runs the rest).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+import pytest
+
+from zdte_assets_tests import services
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+SERVICE_FIXTURES = frozenset({"s3_server", "s3_bucket", "pg_database"})
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def service_unavailable(reason: str) -> NoReturn:
+    """Skip locally, fail in CI (``CI=true``)."""
+    if in_ci():
+        pytest.fail(f"required service unavailable in CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.services)
+
+
+# --- S3 (SeaweedFS) ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.S3Server]:
+    """One SeaweedFS server for the whole session (starting one takes about a second)."""
+    try:
+        server = services.start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
+    except services.ServiceUnavailable as exc:
+        service_unavailable(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass(frozen=True)
+class S3Bucket:
+    """A fresh, empty bucket on the session's server; the AWS_* variables point at it."""
+
+    name: str
+    server: services.S3Server
+
+    def url(self, prefix: str = "") -> str:
+        """``s3://bucket/prefix``, the form ``store_from_url`` and ZDTE_STORAGE_URL take."""
+        prefix = prefix.strip("/")
+        return f"s3://{self.name}/{prefix}" if prefix else f"s3://{self.name}"
+
+    def client(self) -> S3Client:
+        """A plain boto3 client, for checking objects without zdte code in between."""
+        return self.server.client()
+
+    def keys(self, prefix: str = "") -> list[str]:
+        pages = (
+            self.client().get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix)
+        )
+        return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+
+def isolate_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str]) -> None:
+    """Point boto3 at ``env`` only: no profile, shared config or other endpoint may leak in."""
+    for var in (
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "AWS_ENDPOINT_URL",
+        "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+        "AWS_REGION",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+
+
+@pytest.fixture
+def s3_bucket(
+    s3_server: services.S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[S3Bucket]:
+    """A fresh bucket per test, with AWS_ENDPOINT_URL_S3 / keys / region set for the test."""
+    if not s3_server.is_running():
+        service_unavailable(
+            f"SeaweedFS exited (code {s3_server.process.returncode}); see {s3_server.log_path}"
+        )
+    name = s3_server.create_bucket()
+    isolate_aws_env(monkeypatch, tmp_path, s3_server.env())
+    try:
+        yield S3Bucket(name=name, server=s3_server)
+    finally:
+        with contextlib.suppress(Exception):
+            s3_server.delete_bucket(name)
+
+
+# --- Postgres ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """SQLAlchemy URL of a fresh database on the local Postgres
+    (``postgresql+psycopg2://postgres@127.0.0.1:5432/zdte_test_…``), usable as an MLflow tracking
+    URI or Optuna storage as is; ``services.libpq_url`` gives the form for ``psycopg2.connect``.
+    Dropped (connections forced closed) after the test."""
+    ok, reason = services.postgres_available()
+    if not ok:
+        service_unavailable(reason)
+    url = services.create_database()
+    try:
+        yield url
+    finally:
+        services.drop_database(services.database_name(url))
