@@ -1,0 +1,77 @@
+"""The zdte code location: one asset graph per ticker, wired to resources chosen by environment.
+
+`dagster dev -m zdte_assets.definitions` (or `dg dev`) loads `defs`; `build_definitions` is the
+same factory with explicit settings, used by the CLI and the tests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import dagster as dg
+
+from zdte_assets import config
+from zdte_assets.defs.features import build_feature_assets
+from zdte_assets.defs.jobs import build_jobs
+from zdte_assets.defs.market import build_market_assets
+from zdte_assets.defs.model import build_model_assets
+from zdte_assets.defs.monitoring import build_monitoring_assets
+from zdte_assets.defs.partitions import (
+    DEFAULT_START,
+    trading_day_partitions,
+    trading_week_partitions,
+)
+from zdte_assets.defs.prediction import build_prediction_assets
+from zdte_assets.defs.resources import MarketDataResource, StoreResource
+from zdte_assets.defs.schedules import build_schedules
+from zdte_assets.defs.sensors import build_sensors
+from zdte_assets.defs.tracking import MlflowTracking
+from zdte_assets.io_manager import ZdteIOManager
+
+
+def build_definitions(
+    tickers: list[str] | None = None,
+    source_kind: str | None = None,
+    source_path: str | None = None,
+    storage_url: str | None = None,
+    tracking_uri: str | None = None,
+    start: dt.date = DEFAULT_START,
+) -> dg.Definitions:
+    """Definitions for `tickers` reading `source_kind` and storing under `storage_url`."""
+    settings = config.source_settings()
+    tickers = tickers or config.tickers()
+    url = storage_url or config.storage_url()
+    days = trading_day_partitions(start)
+    weeks = trading_week_partitions(start)
+    assets: list[dg.AssetsDefinition] = []
+    jobs: list[Any] = []
+    schedules: list[dg.ScheduleDefinition] = []
+    sensors: list[dg.SensorDefinition] = []
+    for ticker in tickers:
+        assets += build_market_assets(ticker, days)
+        assets += build_feature_assets(ticker, days)
+        assets += build_model_assets(ticker, days, weeks)
+        assets += build_prediction_assets(ticker, days)
+        assets += build_monitoring_assets(ticker, days)
+        ticker_jobs = build_jobs(ticker, days, weeks)
+        jobs += ticker_jobs
+        schedules += build_schedules(ticker)
+        sensors += build_sensors(ticker, ticker_jobs)
+    return dg.Definitions(
+        assets=assets,
+        jobs=jobs,
+        schedules=schedules,
+        sensors=sensors,
+        resources={
+            "io_manager": ZdteIOManager(storage_url=url),
+            "market_data": MarketDataResource(
+                kind=source_kind or settings.kind, path=source_path or settings.path
+            ),
+            "store": StoreResource(url=url),
+            "mlflow": MlflowTracking(tracking_uri=tracking_uri or config.mlflow_tracking_uri()),
+        },
+    )
+
+
+defs = build_definitions()

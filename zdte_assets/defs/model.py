@@ -1,0 +1,411 @@
+"""Model lifecycle assets: weekly `tuned_params` (Optuna) and daily `daily_model` (LightGBM).
+
+The heavy lifting is in `zdte_assets.training`; these functions choose the rows each partition may
+see (strictly before its day), record everything in MLflow and keep the models in the registry.
+Models never travel through the IO manager: the asset value is a JSON pointer to the registry.
+"""
+
+import contextlib
+import datetime as dt
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+import zdte_assets
+from zdte_assets import calendar, config, plots, training
+from zdte_assets.defs.partitions import day_of
+from zdte_assets.defs.resources import StoreResource
+from zdte_assets.defs.tracking import MODEL_REQUIREMENTS, MlflowTracking
+from zdte_assets.features import target_frame
+
+#: Weeks of history the weekly study may draw from (enough for 30+4x10 rows and long retrains).
+STUDY_LOOKBACK_WEEKS = 30
+#: Sessions of history a daily retrain may draw from (the largest train_window in the search space).
+MAX_TRAIN_SESSIONS = training.MAX_TRAIN_WINDOW
+
+
+class TunedParamsConfig(dg.Config):
+    """Study settings; `as_of` set by a triggered re-optimization (defaults to the week's eve)."""
+
+    as_of: str = ""
+    n_trials: int = 24
+    train_days: int = 30
+    test_days: int = 10
+    n_windows: int = 4
+    seed: int = 0
+
+
+def optuna_storage() -> str:
+    """`ZDTE_OPTUNA_STORAGE` (e.g. postgresql://...) or a SQLite file in the data directory."""
+    url = os.environ.get("ZDTE_OPTUNA_STORAGE", "").strip()
+    if url:
+        return url
+    config.zdte_home().mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{config.zdte_home() / 'optuna.db'}"
+
+
+def _drop_study(name: str, storage_url: str) -> None:
+    import optuna
+
+    with contextlib.suppress(KeyError):
+        optuna.delete_study(study_name=name, storage=storage_url)
+
+
+def labeled_rows(features: pl.DataFrame, daily_bar: pl.DataFrame, before: dt.date) -> pl.DataFrame:
+    """Feature rows joined with their realized target, for days strictly before `before`."""
+    targets = target_frame(daily_bar)
+    return (
+        features.join(targets, on="date", how="inner").filter(pl.col("date") < before).sort("date")
+    )
+
+
+def data_digest(frame: pl.DataFrame) -> str:
+    return hashlib.sha256(frame.write_csv().encode()).hexdigest()
+
+
+def _run_tags(context: dg.AssetExecutionContext, ticker: str, digest: str) -> dict[str, str]:
+    return {
+        "dagster.run_id": context.run.run_id,
+        "dagster.asset_key": context.asset_key.to_user_string(),
+        "dagster.partition_key": context.partition_key,
+        "zdte.code_version": zdte_assets.__version__,
+        "zdte.data_digest": digest,
+        "ticker": ticker,
+    }
+
+
+def _week_as_of(week_key: str, as_of: str) -> dt.date:
+    monday = day_of(week_key)
+    sessions = calendar.trading_days(monday, monday + dt.timedelta(days=4))
+    if not sessions:
+        raise dg.Failure(f"week {week_key} has no trading days; nothing to optimize for")
+    if not as_of:
+        return calendar.previous_trading_day(monday)
+    day = dt.date.fromisoformat(as_of)
+    if not (calendar.previous_trading_day(monday) <= day <= sessions[-1]):
+        raise dg.Failure(f"as_of {day} is not within week {week_key} (or its eve)")
+    return day
+
+
+def select_version(versions: list[dict[str, Any]], day: dt.date) -> dict[str, Any] | None:
+    """The newest tuned version whose data ended before `day`: what was known that morning."""
+    known = [v for v in versions if dt.date.fromisoformat(v["as_of"]) < day]
+    # Ties (a triggered re-optimization and the next weekly run on the same data) go to the later
+    # week, deterministically; both saw the same rows.
+    return max(known, key=lambda v: (v["as_of"], v.get("week", ""))) if known else None
+
+
+def build_model_assets(
+    ticker: str, days: dg.PartitionsDefinition, weeks: dg.PartitionsDefinition
+) -> list[dg.AssetsDefinition]:
+    tuned_key = dg.AssetKey([ticker, "tuned_params"])
+
+    @dg.asset(
+        key=tuned_key,
+        group_name=ticker,
+        partitions_def=weeks,
+        kinds={"optuna", "mlflow", "json"},
+        ins={
+            "features": dg.AssetIn(
+                key=[ticker, "features"],
+                partition_mapping=dg.TimeWindowPartitionMapping(
+                    start_offset=-STUDY_LOOKBACK_WEEKS, end_offset=0
+                ),
+            ),
+            "daily_bar": dg.AssetIn(
+                key=[ticker, "daily_bar"],
+                partition_mapping=dg.TimeWindowPartitionMapping(
+                    start_offset=-STUDY_LOOKBACK_WEEKS, end_offset=0
+                ),
+            ),
+        },
+        description=(
+            "Weekly multi-objective Optuna study (min RMSE, max directional accuracy), walk-forward on "
+            "windows that end before the week (or before `as_of` for a triggered re-optimization). "
+            "Keeps every version, each with the day its data ended."
+        ),
+    )
+    def tuned_params(
+        context: dg.AssetExecutionContext,
+        config: TunedParamsConfig,
+        mlflow: MlflowTracking,
+        store: StoreResource,
+        features: pl.DataFrame,
+        daily_bar: pl.DataFrame,
+    ) -> dg.Output[dict[str, Any]]:
+        week = context.partition_key
+        as_of = _week_as_of(week, config.as_of)
+        rows = labeled_rows(features, daily_bar, before=as_of + dt.timedelta(days=1))
+        cfg = training.WalkForwardConfig(
+            train_days=config.train_days, test_days=config.test_days, n_windows=config.n_windows
+        )
+        digest = data_digest(rows)
+        study_name = f"zdte-{ticker}-{week}-asof-{as_of}"
+        storage_url = optuna_storage()
+        _drop_study(study_name, storage_url)  # re-materializing a week replaces its study
+        with mlflow.run(
+            ticker, f"study {week} as of {as_of}", _run_tags(context, ticker, digest)
+        ) as (run_id, log):
+            result = training.run_study(
+                rows,
+                cfg,
+                n_trials=config.n_trials,
+                seed=config.seed,
+                storage=storage_url,
+                study_name=study_name,
+            )
+            summary = result.to_dict()
+            chosen = summary["chosen"]
+            log.params.update({f"chosen.{k}": v for k, v in chosen["params"].items()})
+            log.params.update(
+                {
+                    "week": week,
+                    "as_of": as_of.isoformat(),
+                    "n_trials": config.n_trials,
+                    "train_days": cfg.train_days,
+                    "test_days": cfg.test_days,
+                    "n_windows": cfg.n_windows,
+                    "seed": config.seed,
+                    "study_name": study_name,
+                }
+            )
+            log.metrics.update(
+                {
+                    "val_rmse": chosen["rmse"],
+                    "val_directional_accuracy": chosen["accuracy"],
+                    "naive_rmse": result.naive_rmse,
+                    "rmse_ratio": chosen["rmse"] / result.naive_rmse,
+                    "base_rate_up": result.base_rate,
+                    "pareto_size": len(summary["pareto"]),
+                    "beats_naive": float(result.beats_naive),
+                }
+            )
+            log.tags["zdte.kind"] = "weekly_study"
+            log.write_json("study.json", summary)
+            pareto = summary["pareto"]
+            idx = next(i for i, t in enumerate(pareto) if t["number"] == chosen["number"])
+            plots.pareto_front(
+                [t["rmse"] for t in pareto],
+                [t["accuracy"] for t in pareto],
+                idx,
+                result.naive_rmse,
+                result.base_rate,
+                log.artifact("pareto_front.png"),
+            )
+            wins = summary.get("validation", {})
+            if wins.get("actual"):
+                plots.predicted_vs_actual(
+                    wins["actual"],
+                    wins["predicted"],
+                    log.artifact("predicted_vs_actual.png"),
+                    "chosen trial, validation windows",
+                )
+            model = training.fit_model(
+                rows.tail(cfg.train_days), training.ModelParams.from_dict(chosen["params"])
+            )
+            names, gains = model.importance()
+            plots.feature_importance(names, gains, log.artifact("feature_importance.png"))
+            mlflow.log_dataset(run_id, rows, f"{ticker}-study-{week}", digest)
+
+        version = {
+            "week": week,
+            "as_of": as_of.isoformat(),
+            "params": chosen["params"],
+            "rmse": chosen["rmse"],
+            "accuracy": chosen["accuracy"],
+            "naive_rmse": result.naive_rmse,
+            "rmse_ratio": chosen["rmse"] / result.naive_rmse,
+            "base_rate": result.base_rate,
+            "beats_naive": result.beats_naive,
+            "pareto": summary["pareto"],
+            # Walk-forward out-of-sample errors of the chosen trial: the reference level the
+            # drift report compares live errors with.
+            "validation_errors": [
+                a - p
+                for a, p in zip(wins.get("actual", []), wins.get("predicted", []), strict=True)
+            ],
+            "mlflow_run_id": run_id,
+            "study_name": study_name,
+            "optuna_storage": optuna_storage()
+            if optuna_storage().startswith("sqlite")
+            else "configured",
+            "created_in_run": context.run.run_id,
+            "trigger": context.run.tags.get("zdte/trigger", "schedule"),
+        }
+        versions = [
+            v for v in _previous_versions(store, tuned_key, week) if v["as_of"] != version["as_of"]
+        ]
+        versions = sorted([*versions, version], key=lambda v: v["as_of"])
+        return dg.Output(
+            {"ticker": ticker, "week": week, "versions": versions},
+            metadata={
+                "as_of": as_of.isoformat(),
+                "rows": rows.height,
+                "val_rmse": chosen["rmse"],
+                "naive_rmse": result.naive_rmse,
+                "rmse_ratio": round(chosen["rmse"] / result.naive_rmse, 4),
+                "directional_accuracy": chosen["accuracy"],
+                "base_rate_up": result.base_rate,
+                "beats_naive": result.beats_naive,
+                "pareto_size": len(summary["pareto"]),
+                "mlflow_run_id": run_id,
+                "versions": len(versions),
+            },
+        )
+
+    @dg.asset(
+        key=[ticker, "daily_model"],
+        group_name=ticker,
+        partitions_def=days,
+        kinds={"lightgbm", "mlflow", "json"},
+        ins={
+            "features": dg.AssetIn(
+                key=[ticker, "features"],
+                partition_mapping=dg.TimeWindowPartitionMapping(
+                    start_offset=-MAX_TRAIN_SESSIONS, end_offset=-1
+                ),
+            ),
+            "daily_bar": dg.AssetIn(
+                key=[ticker, "daily_bar"],
+                partition_mapping=dg.TimeWindowPartitionMapping(
+                    start_offset=-MAX_TRAIN_SESSIONS, end_offset=-1
+                ),
+            ),
+            "tuned_params": dg.AssetIn(
+                key=tuned_key,
+                partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-5, end_offset=0),
+            ),
+        },
+        description=(
+            "The model used on day t: retrained on rows strictly before t with the tuned parameters "
+            "known at that moment; registered in MLflow (aliases challenger/champion)."
+        ),
+    )
+    def daily_model(
+        context: dg.AssetExecutionContext,
+        mlflow: MlflowTracking,
+        features: pl.DataFrame,
+        daily_bar: pl.DataFrame,
+        tuned_params: dict[str, Any],
+    ) -> dg.Output[dict[str, Any]]:
+        day = day_of(context.partition_key)
+        versions = [v for week in tuned_params.values() for v in week["versions"]]
+        tuned = select_version(versions, day)
+        if tuned is None:
+            raise dg.Failure(
+                f"daily_model {day}: no tuned_params version with data before {day}; "
+                "materialize the tuned_params of this or the previous week first"
+            )
+        params = training.ModelParams.from_dict(tuned["params"])
+        rows = labeled_rows(features, daily_bar, before=day)
+        digest = data_digest(rows.tail(params.train_window))
+        with mlflow.run(ticker, f"model {day}", _run_tags(context, ticker, digest)) as (
+            run_id,
+            log,
+        ):
+            model = training.train_daily(rows, params, before=day)
+            train_rows = rows.tail(params.train_window)
+            log.params.update({k: v for k, v in params.to_dict().items()})
+            log.params.update(
+                {
+                    "day": day.isoformat(),
+                    "tuned_as_of": tuned["as_of"],
+                    "tuned_run_id": tuned["mlflow_run_id"],
+                    "train_first": str(train_rows["date"][0]),
+                    "train_last": str(train_rows["date"][-1]),
+                    "features": ",".join(model.features),
+                }
+            )
+            log.metrics.update(model.validation_metrics())
+            log.metrics.update(
+                {
+                    "sigma": model.sigma,
+                    "shrinkage": model.shrinkage,
+                    "study_rmse_ratio": tuned["rmse_ratio"],
+                    "study_beats_naive": float(tuned["beats_naive"]),
+                }
+            )
+            log.tags["zdte.kind"] = "daily_model"
+            names, gains = model.importance()
+            plots.feature_importance(names, gains, log.artifact("feature_importance.png"))
+            mlflow.log_dataset(run_id, train_rows, f"{ticker}-train-{day}", digest)
+        with tempfile.TemporaryDirectory() as tmp:
+            model_dir = Path(tmp) / "model"
+            save_mlflow_model(model, model_dir)
+            version = mlflow.register(
+                ticker,
+                run_id,
+                model_dir,
+                {"day": day.isoformat(), "dagster.run_id": context.run.run_id},
+            )
+        beats_naive = bool(tuned["beats_naive"])
+        mlflow.set_alias(ticker, "challenger", version)
+        champion = mlflow.alias_version(ticker, "champion")
+        promoted = beats_naive and (
+            champion is None or champion.tags.get("day", "") <= day.isoformat()
+        )
+        if promoted:
+            mlflow.set_alias(ticker, "champion", version)
+        value = {
+            "ticker": ticker,
+            "day": day.isoformat(),
+            "model_version": version,
+            "model_uri": f"models:/zdte-{ticker}/{version}",
+            "mlflow_run_id": run_id,
+            "tuned_as_of": tuned["as_of"],
+            "tuned_run_id": tuned["mlflow_run_id"],
+            "beats_naive": beats_naive,
+            "params": params.to_dict(),
+            "features": model.features,
+            "sigma": model.sigma,
+            "shrinkage": model.shrinkage,
+            "train_first": str(train_rows["date"][0]),
+            "train_last": str(train_rows["date"][-1]),
+            "promoted_to_champion": promoted,
+            "reference_errors": tuned.get("validation_errors", []),
+            "reference_returns": train_rows["target"].to_list(),
+        }
+        return dg.Output(
+            value,
+            metadata={
+                "model_uri": value["model_uri"],
+                "train_last": value["train_last"],
+                "tuned_as_of": tuned["as_of"],
+                "beats_naive": beats_naive,
+                "sigma": model.sigma,
+                "shrinkage": model.shrinkage,
+                "promoted_to_champion": promoted,
+                "mlflow_run_id": run_id,
+            },
+        )
+
+    return [tuned_params, daily_model]
+
+
+def save_mlflow_model(model: training.FittedModel, path: Path) -> None:
+    """An MLflow lightgbm-flavour directory plus zdte's JSON metadata; explicit requirements keep it fast."""
+    import mlflow.lightgbm
+
+    mlflow.lightgbm.save_model(model.booster, str(path), pip_requirements=MODEL_REQUIREMENTS)
+    model.to_dir(path / "zdte")
+
+
+def load_model_dir(path: Path) -> training.FittedModel:
+    return training.FittedModel.from_dir(path / "zdte")
+
+
+def _previous_versions(store: StoreResource, key: dg.AssetKey, week: str) -> list[dict[str, Any]]:
+    """Versions stored by earlier materializations of this week (kept so old days stay reproducible)."""
+    from zdte_assets import storage
+    from zdte_assets.io_manager import object_key
+
+    k = object_key(key.path, week, "json")
+    s = store.store()
+    if not s.exists(k):
+        return []
+    return list(storage.read_json(s, k).get("versions", []))

@@ -1,0 +1,144 @@
+"""Morning `prediction` and evening `prediction_outcome` assets.
+
+The prediction of day t sees `session_open` of t, the feature row of t and the model trained
+before t (fetched from the MLflow registry by the version recorded in `daily_model` of t). It is
+written where other tools read it: `{storage}/predictions/{TICKER}/{YYYY-MM-DD}.json` and the
+table `{storage}/predictions/{TICKER}.parquet`.
+"""
+
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+from zdte_assets import calendar, config, predictions
+from zdte_assets.defs.model import load_model_dir
+from zdte_assets.defs.partitions import day_of
+from zdte_assets.defs.resources import StoreResource
+from zdte_assets.defs.tracking import MlflowTracking
+from zdte_assets.expiries import ExpiryCalendar
+from zdte_assets.pricing import DecisionConfig
+
+
+class DecisionSettings(dg.Config):
+    """Trade-decision settings (defaults in `pricing.DecisionConfig`); overridable per run."""
+
+    strike_increment: float = DecisionConfig.strike_increment
+    iv_ratio: float = DecisionConfig.iv_ratio
+    spread_cost: float = DecisionConfig.spread_cost
+    commission: float = DecisionConfig.commission
+    min_edge: float = DecisionConfig.min_edge
+    budget_usd: float = DecisionConfig.budget_usd
+    max_contracts: int = DecisionConfig.max_contracts
+
+    def to_config(self) -> DecisionConfig:
+        return DecisionConfig(
+            strike_increment=self.strike_increment,
+            iv_ratio=self.iv_ratio,
+            spread_cost=self.spread_cost,
+            commission=self.commission,
+            min_edge=self.min_edge,
+            budget_usd=self.budget_usd,
+            max_contracts=self.max_contracts,
+        )
+
+
+def build_prediction_assets(
+    ticker: str, days: dg.PartitionsDefinition
+) -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        key=[ticker, "prediction"],
+        group_name=ticker,
+        partitions_def=days,
+        kinds={"json", "s3"},
+        ins={
+            "session_open": dg.AssetIn(key=[ticker, "session_open"]),
+            "features": dg.AssetIn(key=[ticker, "features"]),
+            "daily_model": dg.AssetIn(key=[ticker, "daily_model"]),
+        },
+        description=(
+            "At 09:30: predicted close, predictive distribution and the 0-DTE decision "
+            "(CALL / PUT / NO_TRADE with its reason); also written to predictions/{TICKER}/{date}.json."
+        ),
+    )
+    def prediction(
+        context: dg.AssetExecutionContext,
+        config: DecisionSettings,
+        mlflow: MlflowTracking,
+        store: StoreResource,
+        session_open: pl.DataFrame,
+        features: pl.DataFrame,
+        daily_model: dict[str, Any],
+    ) -> dg.Output[dict[str, Any]]:
+        day = day_of(context.partition_key)
+        model = load_model_dir(_cached_model(mlflow, ticker, daily_model["model_version"]))
+        record = predictions.make_prediction(
+            ticker=ticker,
+            day=day,
+            open_price=float(session_open["open"][0]),
+            feature_row=features.filter(pl.col("date") == day),
+            model=model,
+            model_info=daily_model,
+            decision_config=config.to_config(),
+            expiries=ExpiryCalendar.from_env(),
+        )
+        s = store.store()
+        urls = predictions.publish(s, record)
+        return dg.Output(
+            record,
+            metadata={
+                "action": record["action"],
+                "reason": record["reason"],
+                "open": record["open"],
+                "predicted_close": record["predicted_close"],
+                "p_up": record["p_up"],
+                "model_version": record["model"]["version"],
+                "json": dg.MetadataValue.url(urls[0]) if urls[0].startswith("http") else urls[0],
+                "table": urls[1],
+            },
+        )
+
+    @dg.asset(
+        key=[ticker, "prediction_outcome"],
+        group_name=ticker,
+        partitions_def=days,
+        kinds={"json"},
+        ins={
+            "prediction": dg.AssetIn(key=[ticker, "prediction"]),
+            "daily_bar": dg.AssetIn(
+                key=[ticker, "daily_bar"],
+                partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=0),
+            ),
+        },
+        description="After the close: realized close, error, direction hit and P&L, next to the naive forecast's.",
+    )
+    def prediction_outcome(
+        context: dg.AssetExecutionContext, prediction: dict[str, Any], daily_bar: pl.DataFrame
+    ) -> dg.Output[dict[str, Any]]:
+        day = day_of(context.partition_key)
+        bar = daily_bar.filter(pl.col("date") == day)
+        prev = daily_bar.filter(pl.col("date") == calendar.previous_trading_day(day))
+        if bar.height != 1:
+            raise dg.Failure(f"prediction_outcome {day}: no daily_bar for {day}")
+        prev_close = float(prev["close"][0]) if prev.height else None
+        outcome = predictions.make_outcome(
+            prediction, close=float(bar["close"][0]), prev_close=prev_close
+        )
+        return dg.Output(
+            outcome,
+            metadata={
+                k: outcome[k]
+                for k in ("close", "error", "naive_error", "direction_hit", "pnl_usd", "action")
+                if outcome.get(k) is not None
+            },
+        )
+
+    return [prediction, prediction_outcome]
+
+
+def _cached_model(mlflow: MlflowTracking, ticker: str, version: str) -> Any:
+    """Registry versions are immutable, so a local copy per version is safe to reuse."""
+    dest = config.zdte_home() / "model_cache" / ticker / str(version)
+    if not (dest / "model" / "zdte").exists():
+        mlflow.download_model(ticker, str(version), dest)
+    return dest / "model"

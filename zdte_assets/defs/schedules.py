@@ -1,0 +1,139 @@
+"""Schedules in America/New_York that launch nothing on days the exchange is closed.
+
+* morning 09:30 - session_open, features, prediction of today;
+* evening 16:30 - daily_bar, prediction_outcome, drift_report of today;
+* retrain 16:45 - daily_model of the next trading day (another partition, so another run);
+* weekly Sunday 18:00 - tuned_params of the coming week.
+"""
+
+import datetime as dt
+import os
+
+import dagster as dg
+
+from zdte_assets import calendar
+from zdte_assets.defs.jobs import job_names
+
+MORNING_CRON = "30 9 * * 1-5"
+EVENING_CRON = "30 16 * * 1-5"
+RETRAIN_CRON = "45 16 * * 1-5"
+WEEKLY_CRON = "0 18 * * 0"
+
+
+def _local_day(context: dg.ScheduleEvaluationContext) -> dt.date:
+    return context.scheduled_execution_time.astimezone(calendar.NY).date()
+
+
+def morning_requests(ticker: str, day: dt.date) -> list[dg.RunRequest] | dg.SkipReason:
+    if not calendar.is_trading_day(day):
+        return dg.SkipReason(f"{day} is not an NYSE trading day")
+    return [
+        dg.RunRequest(
+            run_key=f"{ticker}-morning-{day}",
+            job_name=job_names(ticker)["morning"],
+            partition_key=day.isoformat(),
+            tags={"zdte/slot": "morning", "zdte/ticker": ticker},
+        )
+    ]
+
+
+def evening_requests(ticker: str, day: dt.date) -> list[dg.RunRequest] | dg.SkipReason:
+    if not calendar.is_trading_day(day):
+        return dg.SkipReason(f"{day} is not an NYSE trading day")
+    return [
+        dg.RunRequest(
+            run_key=f"{ticker}-evening-{day}",
+            job_name=job_names(ticker)["evening"],
+            partition_key=day.isoformat(),
+            tags={"zdte/slot": "evening", "zdte/ticker": ticker},
+        )
+    ]
+
+
+def retrain_requests(ticker: str, day: dt.date) -> list[dg.RunRequest] | dg.SkipReason:
+    """The model for the trading day after `day`, trained on everything up to `day`."""
+    if not calendar.is_trading_day(day):
+        return dg.SkipReason(f"{day} is not an NYSE trading day")
+    nxt = calendar.next_trading_day(day)
+    return [
+        dg.RunRequest(
+            run_key=f"{ticker}-retrain-{nxt}",
+            job_name=job_names(ticker)["retrain"],
+            partition_key=nxt.isoformat(),
+            tags={"zdte/slot": "retrain", "zdte/ticker": ticker},
+        )
+    ]
+
+
+def weekly_requests(ticker: str, now: dt.date) -> list[dg.RunRequest] | dg.SkipReason:
+    """Requests for the week starting the next Monday after `now` (or `now` itself on a Monday)."""
+    monday = now + dt.timedelta(days=(7 - now.weekday()) % 7)
+    sessions = calendar.trading_days(monday, monday + dt.timedelta(days=4))
+    if not sessions:
+        return dg.SkipReason(f"week of {monday} has no trading days")
+    return [
+        dg.RunRequest(
+            run_key=f"{ticker}-weekly-{monday}",
+            job_name=job_names(ticker)["weekly"],
+            partition_key=monday.isoformat(),
+            tags={"zdte/slot": "weekly", "zdte/ticker": ticker, "zdte/trigger": "schedule"},
+        )
+    ]
+
+
+def default_status() -> dg.DefaultScheduleStatus:
+    """`ZDTE_AUTOMATION=on` starts schedules and sensors by themselves (production); off by default
+    so a local `dagster dev` on the offline sample does not try to fetch today's market."""
+    on = os.environ.get("ZDTE_AUTOMATION", "off").strip().lower() in {"on", "1", "true", "running"}
+    return dg.DefaultScheduleStatus.RUNNING if on else dg.DefaultScheduleStatus.STOPPED
+
+
+def build_schedules(ticker: str) -> list[dg.ScheduleDefinition]:
+    names = job_names(ticker)
+    status = default_status()
+
+    @dg.schedule(
+        name=f"{ticker}_morning_schedule",
+        cron_schedule=MORNING_CRON,
+        job_name=names["morning"],
+        execution_timezone=calendar.TIMEZONE,
+        default_status=status,
+        description="09:30 New York on trading days: open, features, prediction.",
+    )
+    def morning(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
+        return morning_requests(ticker, _local_day(context))
+
+    @dg.schedule(
+        name=f"{ticker}_evening_schedule",
+        cron_schedule=EVENING_CRON,
+        job_name=names["evening"],
+        execution_timezone=calendar.TIMEZONE,
+        default_status=status,
+        description="16:30 New York on trading days: bar, outcome, drift report; next day's model.",
+    )
+    def evening(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
+        return evening_requests(ticker, _local_day(context))
+
+    @dg.schedule(
+        name=f"{ticker}_retrain_schedule",
+        cron_schedule=RETRAIN_CRON,
+        job_name=names["retrain"],
+        execution_timezone=calendar.TIMEZONE,
+        default_status=status,
+        description="16:45 New York on trading days: train the next trading day's model.",
+    )
+    def retrain(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
+        return retrain_requests(ticker, _local_day(context))
+
+    @dg.schedule(
+        name=f"{ticker}_weekly_schedule",
+        cron_schedule=WEEKLY_CRON,
+        job_name=names["weekly"],
+        execution_timezone=calendar.TIMEZONE,
+        default_status=status,
+        description="Sunday 18:00 New York: re-optimize for the coming week.",
+    )
+    def weekly(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
+        return weekly_requests(ticker, _local_day(context))
+
+    return [morning, evening, retrain, weekly]

@@ -1,0 +1,167 @@
+"""MLflow tracking and registry as a Pythonic Dagster resource.
+
+Why not dagster-mlflow's `mlflow_tracking`: it binds one MLflow run to a whole Dagster run through
+MLflow's global state, while zdte logs one run per partition (a range run holds many) and manages
+registry aliases; so this wraps `MlflowClient` in a `ConfigurableResource` instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from zdte_assets import config
+
+#: Requirements written next to each model, so logging does not spend seconds inferring them.
+MODEL_REQUIREMENTS = ["lightgbm>=4.6,<5", "numpy", "polars"]
+
+
+class TrackingError(RuntimeError):
+    """The tracking server is unreachable or refused a write."""
+
+
+def experiment_name(ticker: str) -> str:
+    return f"zdte-{ticker.upper()}"
+
+
+def registered_model_name(ticker: str) -> str:
+    return f"zdte-{ticker.upper()}"
+
+
+@dataclass
+class RunLog:
+    """Collects what one MLflow run records, then writes it in a few batched calls."""
+
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    artifact_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="zdte-run-")))
+
+    def artifact(self, name: str) -> Path:
+        path = self.artifact_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def write_json(self, name: str, obj: Any) -> None:
+        self.artifact(name).write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+class MlflowTracking(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """One experiment and one registered model per ticker; a run per study and per daily model."""
+
+    tracking_uri: str = ""
+
+    def uri(self) -> str:
+        return self.tracking_uri or config.mlflow_tracking_uri()
+
+    def _is_local(self) -> bool:
+        return self.uri().startswith(("sqlite:", "file:", "/")) or "://" not in self.uri()
+
+    def client(self) -> Any:
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+        uri = self.uri()
+        if uri.startswith(("http://", "https://")):
+            try:
+                urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5).read()
+            except (urllib.error.URLError, OSError) as exc:
+                raise TrackingError(f"MLflow tracking server {uri} is unreachable: {exc}") from None
+        elif uri.startswith("sqlite:///"):
+            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+    def experiment_id(self, client: Any, ticker: str) -> str:
+        name = experiment_name(ticker)
+        exp = client.get_experiment_by_name(name)
+        if exp is not None:
+            return str(exp.experiment_id)
+        location = None
+        if self._is_local():
+            # A SQLite store would otherwise put artifacts in ./mlruns of whatever directory runs it.
+            location = (config.zdte_home() / "mlartifacts" / ticker.upper()).as_uri()
+        try:
+            return str(client.create_experiment(name, artifact_location=location))
+        except Exception:  # created concurrently by another run
+            return str(client.get_experiment_by_name(name).experiment_id)
+
+    @contextlib.contextmanager
+    def run(self, ticker: str, run_name: str, tags: dict[str, str]) -> Iterator[tuple[str, RunLog]]:
+        """An MLflow run that is FINISHED when the block succeeds and FAILED when it raises."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        client = self.client()
+        run = client.create_run(self.experiment_id(client, ticker), run_name=run_name, tags=tags)
+        run_id = run.info.run_id
+        log = RunLog()
+        try:
+            yield run_id, log
+            stamp = run.info.start_time
+            client.log_batch(
+                run_id,
+                metrics=[Metric(k, float(v), stamp, 0) for k, v in sorted(log.metrics.items())],
+                params=[Param(k, str(v)[:6000]) for k, v in sorted(log.params.items())],
+                tags=[RunTag(k, str(v)) for k, v in sorted(log.tags.items())],
+            )
+            if any(log.artifact_dir.iterdir()):
+                client.log_artifacts(run_id, str(log.artifact_dir))
+            client.set_terminated(run_id, "FINISHED")
+        except BaseException:
+            client.set_terminated(run_id, "FAILED")
+            raise
+
+    def log_dataset(
+        self, run_id: str, frame: Any, name: str, digest: str, context: str = "training"
+    ) -> None:
+        """Record the rows a model saw as an MLflow dataset input of the run."""
+        import mlflow.data
+        from mlflow.entities import DatasetInput, InputTag
+
+        dataset = mlflow.data.from_polars(  # type: ignore[attr-defined]
+            frame,
+            name=name,
+            targets="target" if "target" in frame.columns else None,
+            digest=digest[:36] if digest else None,
+        )
+        entity = dataset._to_mlflow_entity()
+        self.client().log_inputs(
+            run_id, datasets=[DatasetInput(entity, tags=[InputTag("mlflow.data.context", context)])]
+        )
+
+    def register(self, ticker: str, run_id: str, model_dir: Path, tags: dict[str, str]) -> str:
+        """Log `model_dir` (an MLflow model directory) under the run and register it; returns the version."""
+        client = self.client()
+        client.log_artifacts(run_id, str(model_dir), "model")
+        name = registered_model_name(ticker)
+        with contextlib.suppress(Exception):
+            client.create_registered_model(name, tags={"ticker": ticker.upper()})
+        source = f"{client.get_run(run_id).info.artifact_uri}/model"
+        version = client.create_model_version(name, source=source, run_id=run_id, tags=tags)
+        return str(version.version)
+
+    def set_alias(self, ticker: str, alias: str, version: str) -> None:
+        self.client().set_registered_model_alias(registered_model_name(ticker), alias, version)
+
+    def alias_version(self, ticker: str, alias: str) -> Any | None:
+        try:
+            return self.client().get_model_version_by_alias(registered_model_name(ticker), alias)
+        except Exception:
+            return None
+
+    def download_model(self, ticker: str, version: str, dest: Path) -> Path:
+        """Download a registered version's model directory (used by the prediction)."""
+        client = self.client()
+        mv = client.get_model_version(registered_model_name(ticker), version)
+        dest.mkdir(parents=True, exist_ok=True)
+        return Path(client.download_artifacts(mv.run_id, "model", str(dest)))
