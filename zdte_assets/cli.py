@@ -1,4 +1,4 @@
-"""The `zdte` command line: the main job and the readers that need no Dagster.
+"""The `zdte` command line: the main job, the replay, and readers that need no Dagster.
 
 Every known failure (bad input, missing data, unreachable service) prints one line on stderr and
 exits non-zero; tracebacks are for bugs only.
@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
+from pathlib import Path
+from typing import Any
 
 from zdte_assets import calendar, config
 
@@ -19,12 +20,18 @@ class UsageError(ValueError):
 
 def _known_errors() -> tuple[type[BaseException], ...]:
     from zdte_assets.defs.features import MissingHistoryError
+    from zdte_assets.defs.tracking import TrackingError
     from zdte_assets.market_data import MarketDataError
+    from zdte_assets.replay import ReplayError
     from zdte_assets.storage import StorageError
+    from zdte_assets.training import InsufficientHistoryError
     from zdte_assets.validation import DataValidationError
 
     return (
         UsageError,
+        ReplayError,
+        TrackingError,
+        InsufficientHistoryError,
         DataValidationError,
         MarketDataError,
         MissingHistoryError,
@@ -34,54 +41,140 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     )
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    """Bars and features for the last months of the chosen source, through Dagster."""
+def _date(text: str, flag: str) -> Any:
     import datetime as dt
 
-    import polars as pl
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{flag} {text!r} is not a date (YYYY-MM-DD)") from None
 
-    from zdte_assets import storage
-    from zdte_assets.definitions import build_definitions
-    from zdte_assets.features import LOOKBACK
-    from zdte_assets.runner import local_instance, materialize_range
 
-    ticker = args.ticker.upper()
-    defs = build_definitions(tickers=[ticker], source_kind=args.source, source_path=args.path)
-    source = defs.resources["market_data"].source()  # type: ignore[attr-defined,index]
-    end = dt.date.fromisoformat(args.end) if args.end else None
-    if end is None:
-        end = source.bars(ticker, calendar.first_session(), calendar.last_session())["date"][-1]
-    start = calendar.previous_trading_day(end, int(args.months * 21) - 1)
-    warmup = calendar.previous_trading_day(start, LOOKBACK)
-    instance = local_instance()
-    t0 = time.perf_counter()
-    materialize_range(
-        defs,
-        [f"{ticker}/daily_bar", f"{ticker}/session_open"],
-        warmup.isoformat(),
-        end.isoformat(),
-        instance,
-    )
-    materialize_range(defs, [f"{ticker}/features"], start.isoformat(), end.isoformat(), instance)
-    elapsed = time.perf_counter() - t0
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Replay the lifecycle day by day through Dagster and write the report."""
+    from zdte_assets.replay import ReplayOptions, run_replay
 
-    store = storage.store_from_url(config.storage_url())
-    days = calendar.trading_days(start, end)
-    bars = pl.concat(
-        storage.read_parquet(store, f"{ticker}/daily_bar/{d}.parquet") for d in days[-5:]
+    if args.source == "file" and not args.path:
+        raise UsageError("--source file needs --path FILE")
+    out = Path(args.output)
+    result = run_replay(
+        ReplayOptions(
+            ticker=args.ticker,
+            start=_date(args.start, "--start"),
+            end=_date(args.end, "--end"),
+            output=out,
+            source_kind=args.source,
+            source_path=args.path,
+            n_trials=args.trials,
+            progress=not args.no_progress,
+        )
     )
-    feats = pl.concat(
-        storage.read_parquet(store, f"{ticker}/features/{d}.parquet") for d in days[-5:]
+    _print_summary(result, out)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The README's main job: replay the last months of the bundled sample."""
+    from zdte_assets.market_data import source_from_settings
+
+    source = source_from_settings("sample", None)
+    last = source.bars("AAPL", calendar.first_session(), calendar.last_session())["date"][-1]
+    first = calendar.previous_trading_day(last, max(1, int(args.months * 21) - 1))
+    print(f"zdte demo: replaying AAPL {first}..{last} from the bundled sample", flush=True)
+    ns = argparse.Namespace(
+        ticker="AAPL",
+        start=first.isoformat(),
+        end=last.isoformat(),
+        source="sample",
+        path=None,
+        output=args.output,
+        trials=args.trials,
+        no_progress=args.no_progress,
     )
+    return cmd_replay(ns)
+
+
+def _fmt(x: Any, fmt: str = ".4g") -> str:
+    return "n/a" if x is None else format(x, fmt)
+
+
+def _print_summary(result: dict[str, Any], out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    m, t, lc = result["metrics"], result["trading"], result["lifecycle"]
+    table = Table(
+        title=f"zdte replay {result['ticker']} {result['start']}..{result['end']} "
+        f"({result['trading_days']} trading days)"
+    )
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    rows = [
+        ("model RMSE / naive RMSE", f"{_fmt(m['model']['rmse'])} / {_fmt(m['naive']['rmse'])}"),
+        ("RMSE ratio (model / naive)", _fmt(m["rmse_ratio"])),
+        ("Diebold-Mariano p-value vs naive", _fmt(m["dm_pvalue"])),
+        (
+            "directional accuracy / up-day base rate",
+            f"{_fmt(m['model']['directional_accuracy'], '.1%')} / {_fmt(m['base_rate_up'], '.1%')}",
+        ),
+        ("trades / no-trade days", f"{t['trades']} / {t['no_trade_days']}"),
+        ("P&L (USD)", _fmt(t["pnl_total"], ".2f")),
+        (
+            "weekly studies / drift re-optimizations",
+            f"{lc['weekly_optimizations']} / {lc['reoptimizations_triggered']}",
+        ),
+        ("models trained", str(lc["models_trained"])),
+        ("wall time (s)", _fmt(result["timing"]["wall_seconds"], ".1f")),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    Console().print(table)
+    print(f"report: {out / 'report.md'} (also report.json, predictions.parquet and PNG plots)")
     print(
-        f"zdte demo: {ticker} bars and features for {len(days)} sessions {start}..{end} in {elapsed:.1f} s"
+        f"Dagster UI on this history: python3 run.py zdte ui  (instance {result['dagster_home']})"
     )
-    with pl.Config(tbl_rows=10, tbl_cols=10, float_precision=4, tbl_width_chars=140):
-        print(bars.drop("adj_close", strict=False))
-        print(feats.select(feats.columns[:9]))
-    print(f"asset values: {store.url(ticker)}/")
-    print(f"Dagster instance: {instance.root_directory}")
-    print("UI: python3 run.py zdte ui   (then open http://127.0.0.1:3000)")
+    print("MLflow UI on the studies and models: python3 run.py zdte mlflow-ui")
+
+
+def cmd_prediction(args: argparse.Namespace) -> int:
+    """Print a stored prediction; no Dagster needed."""
+    import json
+
+    from zdte_assets.predictions import PredictionNotFound, read_prediction
+
+    day = _date(args.date, "--date")
+    try:
+        record = read_prediction(args.ticker, day, storage_url=args.storage)
+    except PredictionNotFound as exc:
+        print(f"zdte: {exc}", file=sys.stderr)
+        return 1
+    if not args.table:
+        print(json.dumps(record, indent=2, sort_keys=True))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    d = record["decision"]
+    table = Table(title=f"{record['ticker']} {record['date']}: {record['action']}")
+    table.add_column("field")
+    table.add_column("value")
+    interval = record["interval"]
+    for k, v in [
+        ("open", f"{record['open']:.2f}"),
+        ("predicted close", f"{record['predicted_close']:.2f} ({record['predicted_return']:+.4%})"),
+        ("P(close > open)", f"{record['p_up']:.1%}"),
+        (f"{interval['level']:.0%} interval", f"{interval['low']:.2f} .. {interval['high']:.2f}"),
+        ("action", record["action"]),
+        ("option", f"{d['option'] or '-'} {_fmt(d['strike'], 'g')}"),
+        ("premium / contracts", f"{_fmt(d['premium'], '.2f')} / {d['contracts']}"),
+        ("reason", record["reason"]),
+        (
+            "model",
+            f"version {record['model']['version']}, beats naive: {record['model']['beats_naive']}",
+        ),
+    ]:
+        table.add_row(k, str(v))
+    Console().print(table)
     return 0
 
 
@@ -93,60 +186,77 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from zdte_assets.runner import local_instance
 
     local_instance()
-    cmd = [
-        sys.executable,
-        "-m",
-        "dagster",
-        "dev",
-        "-m",
-        "zdte_assets.definitions",
-        "-h",
-        args.host,
-        "-p",
-        str(args.port),
-    ]
+    cmd = [sys.executable, "-m", "dagster", "dev", "-m", "zdte_assets.definitions"]
+    cmd += ["-h", args.host, "-p", str(args.port)]
     return subprocess.call(cmd, env=dict(os.environ))
 
 
+def cmd_mlflow_ui(args: argparse.Namespace) -> int:
+    """MLflow UI on the local tracking store (or MLFLOW_TRACKING_URI)."""
+    import subprocess
+
+    uri = config.mlflow_tracking_uri()
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
+    cmd += ["--host", args.host, "--port", str(args.port)]
+    return subprocess.call(cmd)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="zdte", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="zdte", description=(__doc__ or "").splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser(
-        "demo", help="materialize bars and features for the last months of the data"
-    )
-    demo.add_argument("--ticker", default="AAPL")
-    demo.add_argument("--source", default=None, choices=["sample", "file", "yfinance"])
-    demo.add_argument("--path", default=None, help="CSV or Parquet file for --source file")
+    demo = sub.add_parser("demo", help="the main job: replay the last months of the bundled sample")
     demo.add_argument("--months", type=float, default=3.0)
-    demo.add_argument(
-        "--end", default=None, help="last day (YYYY-MM-DD); default: last day of the data"
-    )
+    demo.add_argument("--output", default="replay-out")
+    demo.add_argument("--trials", type=int, default=24, help="Optuna trials per weekly study")
+    demo.add_argument("--no-progress", action="store_true")
     demo.set_defaults(func=cmd_demo)
+
+    rp = sub.add_parser("replay", help="replay the lifecycle day by day through Dagster")
+    rp.add_argument("--ticker", required=True)
+    rp.add_argument("--start", required=True, help="YYYY-MM-DD")
+    rp.add_argument("--end", required=True, help="YYYY-MM-DD")
+    rp.add_argument("--source", default="sample", choices=["sample", "file", "yfinance"])
+    rp.add_argument("--path", default=None, help="CSV or Parquet file for --source file")
+    rp.add_argument("--output", required=True, help="directory for the report, table and plots")
+    rp.add_argument("--trials", type=int, default=24, help="Optuna trials per weekly study")
+    rp.add_argument("--no-progress", action="store_true")
+    rp.set_defaults(func=cmd_replay)
+
+    pr = sub.add_parser("prediction", help="print a stored prediction (JSON, or --table)")
+    pr.add_argument("--ticker", required=True)
+    pr.add_argument("--date", required=True, help="YYYY-MM-DD")
+    pr.add_argument("--table", action="store_true", help="a readable table instead of JSON")
+    pr.add_argument("--storage", default=None, help="storage URL (default: ZDTE_STORAGE_URL)")
+    pr.set_defaults(func=cmd_prediction)
 
     ui = sub.add_parser("ui", help="start the Dagster UI on the local instance")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(func=cmd_ui)
+
+    ml = sub.add_parser("mlflow-ui", help="start the MLflow UI on the tracking store")
+    ml.add_argument("--host", default="127.0.0.1")
+    ml.add_argument("--port", type=int, default=5000)
+    ml.set_defaults(func=cmd_mlflow_ui)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    warnings.filterwarnings("ignore", module="dagster")
+    warnings.filterwarnings("ignore", category=UserWarning)
     args = build_parser().parse_args(argv)
-    if getattr(args, "source", None) == "file" and not getattr(args, "path", None):
-        print("zdte: --source file needs --path FILE", file=sys.stderr)
-        return 2
     try:
         return int(args.func(args))
-    except Exception as exc:  # reported in one line when it is a known input or service problem
+    except Exception as exc:  # known input or service problems are reported in one line
         from zdte_assets.runner import user_error
 
         inner = user_error(exc)
         if isinstance(inner, _known_errors()):
-            print(
-                f"zdte: {str(inner).splitlines()[0] if str(inner) else type(inner).__name__}",
-                file=sys.stderr,
-            )
+            text = str(inner).splitlines()[0] if str(inner) else type(inner).__name__
+            print(f"zdte: {text}", file=sys.stderr)
             return 2
         raise
 

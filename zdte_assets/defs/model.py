@@ -205,9 +205,8 @@ def build_model_assets(
                     log.artifact("predicted_vs_actual.png"),
                     "chosen trial, validation windows",
                 )
-            model = training.fit_model(
-                rows.tail(cfg.train_days), training.ModelParams.from_dict(chosen["params"])
-            )
+            chosen_params = training.ModelParams.from_dict(chosen["params"])
+            model = training.fit_model(rows.tail(chosen_params.train_window), chosen_params)
             names, gains = model.importance()
             plots.feature_importance(names, gains, log.artifact("feature_importance.png"))
             mlflow.log_dataset(run_id, rows, f"{ticker}-study-{week}", digest)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import polars as pl
 
 from zdte_assets import config
 
@@ -28,6 +29,14 @@ MODEL_REQUIREMENTS = ["lightgbm>=4.6,<5", "numpy", "polars"]
 
 class TrackingError(RuntimeError):
     """The tracking server is unreachable or refused a write."""
+
+
+def quiet_mlflow() -> None:
+    """No download progress bars or pip-version notes in the run logs of every daily model."""
+    import logging
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
 
 
 def experiment_name(ticker: str) -> str:
@@ -68,6 +77,7 @@ class MlflowTracking(dg.ConfigurableResource):  # type: ignore[type-arg]
         return self.uri().startswith(("sqlite:", "file:", "/")) or "://" not in self.uri()
 
     def client(self) -> Any:
+        quiet_mlflow()
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
         uri = self.uri()
@@ -128,6 +138,8 @@ class MlflowTracking(dg.ConfigurableResource):  # type: ignore[type-arg]
         import mlflow.data
         from mlflow.entities import DatasetInput, InputTag
 
+        # Dates as ISO strings: MLflow's schema has no date type and would warn on every run.
+        frame = frame.with_columns(pl.col(pl.Date).cast(pl.String))
         dataset = mlflow.data.from_polars(  # type: ignore[attr-defined]
             frame,
             name=name,

@@ -1,0 +1,322 @@
+"""`zdte replay`: the whole lifecycle in simulated time, through the real Dagster definitions.
+
+For every trading day in order it does what the schedules and the sensor do in production, by
+calling their own request functions and executing the requested runs in a persistent instance:
+the weekly study (first session of each week), the 09:30 prediction, the evening bar, outcome
+and drift report, the next session's model, and the drift sensor with the re-optimizations it
+asks for. Asset values go to `OUTPUT/storage`, so replays never mix with each other or with
+production data; runs, metadata and checks stay in the Dagster instance for the UI, and studies
+and models in MLflow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+from zdte_assets import calendar, report, storage
+from zdte_assets.defs.model import STUDY_LOOKBACK_WEEKS
+from zdte_assets.defs.schedules import (
+    evening_requests,
+    morning_requests,
+    retrain_requests,
+    weekly_requests,
+)
+from zdte_assets.defs.sensors import evaluate_drift
+from zdte_assets.features import LOOKBACK
+from zdte_assets.market_data import MarketDataSource, source_from_settings
+from zdte_assets.runner import QUIET, local_instance, materialize_range
+
+MARKER = ".zdte-replay"
+
+
+class ReplayError(ValueError):
+    """A replay that cannot start: bad range, no data, no history."""
+
+
+@dataclass
+class ReplayOptions:
+    ticker: str
+    start: dt.date
+    end: dt.date
+    output: Path
+    source_kind: str = "sample"
+    source_path: str | None = None
+    n_trials: int = 24
+    progress: bool = True
+
+
+@dataclass
+class Counters:
+    weekly: int = 0
+    reopt: int = 0
+    models: int = 0
+    runs: int = 0
+    reopt_days: list[dt.date] = field(default_factory=list)
+
+
+def _prepare_output(out: Path) -> Path:
+    """A fresh `OUTPUT/storage`; only a directory this command created is ever wiped."""
+    out.mkdir(parents=True, exist_ok=True)
+    store_dir = out / "storage"
+    if store_dir.exists() and any(store_dir.iterdir()):
+        if not (out / MARKER).exists():
+            raise ReplayError(
+                f"{store_dir} exists and was not made by zdte replay; choose another --output"
+            )
+        shutil.rmtree(store_dir)
+    (out / MARKER).write_text("made by zdte replay; its storage/ is replaced on every replay\n")
+    store_dir.mkdir(parents=True, exist_ok=True)
+    return store_dir
+
+
+def plan_range(source: MarketDataSource, opts: ReplayOptions) -> tuple[list[dt.date], dt.date]:
+    """Sessions to replay (those the data has) and the first session of warm-up history."""
+    if opts.end < opts.start:
+        raise ReplayError(f"--end {opts.end} is before --start {opts.start}")
+    wanted = calendar.trading_days(opts.start, opts.end)
+    if not wanted:
+        raise ReplayError(f"no NYSE trading day between {opts.start} and {opts.end}")
+    history_sessions = LOOKBACK + STUDY_LOOKBACK_WEEKS * 5 + 5
+    warm = calendar.previous_trading_day(wanted[0], history_sessions)
+    bars = source.bars(opts.ticker, warm, wanted[-1])
+    have = set(bars["date"].to_list())
+    days = [d for d in wanted if d in have]
+    if not days:
+        span = f"{bars['date'][0]}..{bars['date'][-1]}" if bars.height else "nothing"
+        raise ReplayError(
+            f"{source.name}: no data for {opts.ticker} between {opts.start} and {opts.end} (data: {span})"
+        )
+    first = bars["date"][0]
+    before = [d for d in have if d < days[0]]
+    needed = LOOKBACK + 70
+    if len(before) < needed:
+        raise ReplayError(
+            f"{source.name}: replay from {days[0]} needs at least {needed} sessions of history before it; "
+            f"the data for {opts.ticker} starts at {first} ({len(before)} sessions before)"
+        )
+    missing = [d for d in calendar.trading_days(days[0], days[-1]) if d not in have]
+    if missing:
+        raise ReplayError(
+            f"{source.name}: no bar for {opts.ticker} on {missing[0]} inside the replay range"
+        )
+    return days, max(first, warm)
+
+
+def _execute(
+    defs: dg.Definitions,
+    request: dg.RunRequest,
+    instance: dg.DagsterInstance,
+    tags: dict[str, str],
+    weekly_config: dict[str, Any],
+) -> dg.ExecuteInProcessResult:
+    job = defs.resolve_job_def(request.job_name or "")
+    run_config: dict[str, Any] = json.loads(json.dumps(request.run_config or {}))
+    if job.partitions_def is not None and request.job_name and request.job_name.endswith("_weekly"):
+        ops = run_config.setdefault("ops", {})
+        for op, cfg in weekly_config.items():
+            ops.setdefault(op, {"config": {}})["config"].update(cfg)
+    return job.execute_in_process(
+        run_config={**QUIET, **run_config},
+        instance=instance,
+        partition_key=request.partition_key,
+        tags={**request.tags, **tags},
+    )
+
+
+def run_replay(opts: ReplayOptions) -> dict[str, Any]:
+    """Replay `opts` and write the report files; returns the report dict."""
+    from zdte_assets.definitions import build_definitions
+
+    t_wall, t_cpu = time.perf_counter(), time.process_time()
+    ticker = opts.ticker.upper()
+    source = source_from_settings(opts.source_kind, opts.source_path)
+    days, warm = plan_range(source, opts)
+    store_dir = _prepare_output(opts.output)
+    store_url = str(store_dir)
+    defs = build_definitions(
+        tickers=[ticker],
+        source_kind=opts.source_kind,
+        source_path=opts.source_path,
+        storage_url=store_url,
+        start=warm,
+    )
+    instance = local_instance()
+    replay_id = uuid.uuid4().hex[:8]
+    tags = {"zdte/replay": replay_id}
+    weekly_config = {f"{ticker}__tuned_params": {"n_trials": opts.n_trials}}
+    counters = Counters()
+
+    def run(request: dg.RunRequest) -> None:
+        result = _execute(defs, request, instance, tags, weekly_config)
+        counters.runs += 1
+        if not result.success:  # execute_in_process raises on failure; this is belt and braces
+            raise ReplayError(f"run {request.job_name} {request.partition_key} failed")
+        if request.job_name and request.job_name.endswith("_weekly"):
+            if request.tags.get("zdte/slot") == "reoptimization":
+                counters.reopt += 1
+                counters.reopt_days.append(dt.date.fromisoformat(request.tags["zdte/drift_day"]))
+            else:
+                counters.weekly += 1
+        if request.job_name and request.job_name.endswith("_retrain"):
+            counters.models += 1
+
+    def requests(value: list[dg.RunRequest] | dg.SkipReason) -> list[dg.RunRequest]:
+        return [] if isinstance(value, dg.SkipReason) else value
+
+    # History before the first replayed day: bars, opens and feature rows (what was known then).
+    prev = calendar.previous_trading_day(days[0])
+    materialize_range(
+        defs,
+        [f"{ticker}/daily_bar", f"{ticker}/session_open"],
+        warm.isoformat(),
+        prev.isoformat(),
+        instance,
+        tags,
+    )
+    feat_start = calendar.next_trading_day(warm, LOOKBACK)
+    materialize_range(
+        defs, [f"{ticker}/features"], feat_start.isoformat(), prev.isoformat(), instance, tags
+    )
+
+    # The sensor starts from what the instance already holds (earlier replays are not events here).
+    cursor: dict[str, Any] = {}
+    for key, name in (
+        (f"{ticker}/drift_report", "drift_id"),
+        (f"{ticker}/tuned_params", "tuned_id"),
+    ):
+        latest = instance.fetch_materializations(dg.AssetKey.from_user_string(key), limit=1).records
+        cursor[name] = latest[0].storage_id if latest else 0
+
+    progress = _progress(opts.progress, len(days), ticker)
+    sensor_log: list[str] = []
+    try:
+        for i, day in enumerate(days):
+            if i == 0 or calendar.week_start(day) != calendar.week_start(days[i - 1]):
+                for rr in requests(weekly_requests(ticker, calendar.week_start(day))):
+                    run(rr)
+            if i == 0:
+                for rr in requests(retrain_requests(ticker, prev)):
+                    run(rr)
+            for rr in requests(morning_requests(ticker, day)):
+                run(rr)
+            for rr in requests(evening_requests(ticker, day)):
+                run(rr)
+            if day != days[-1]:
+                for rr in requests(retrain_requests(ticker, day)):
+                    run(rr)
+            for _tick in range(2):  # phase 1 (re-optimize) and phase 2 (retrain with it)
+                reqs, cursor, notes = evaluate_drift(ticker, instance, cursor)
+                sensor_log += notes
+                for rr in reqs:
+                    if rr.job_name and rr.job_name.endswith("_retrain") and day == days[-1]:
+                        continue
+                    run(rr)
+            progress(i + 1, day)
+    finally:
+        progress(None, None)
+
+    days_frame = collect_days(storage.store_from_url(store_url), ticker, days, counters.reopt_days)
+    days_frame.write_parquet(opts.output / "predictions.parquet")
+    result = {
+        "ticker": ticker,
+        "start": days[0].isoformat(),
+        "end": days[-1].isoformat(),
+        "source": source.name,
+        "trading_days": len(days),
+        "metrics": report.compute_metrics(days_frame),
+        "trading": report.trading_summary(days_frame),
+        "lifecycle": {
+            "weekly_optimizations": counters.weekly,
+            "reoptimizations_triggered": counters.reopt,
+            "reoptimization_days": [d.isoformat() for d in counters.reopt_days],
+            "models_trained": counters.models,
+            "dagster_runs": counters.runs,
+            "sensor_log": sensor_log,
+        },
+        "storage": store_url,
+        "dagster_home": os.environ.get("DAGSTER_HOME", ""),
+        "replay_id": replay_id,
+    }
+    result["plots"] = report.write_plots(days_frame, opts.output, counters.reopt_days)
+    result["timing"] = {
+        "wall_seconds": time.perf_counter() - t_wall,
+        "compute_seconds": time.process_time() - t_cpu,
+    }
+    result = report.clean(result)
+    (opts.output / "report.json").write_text(json.dumps(result, indent=2, sort_keys=True))
+    (opts.output / "report.md").write_text(report.markdown(result))
+    return result
+
+
+def collect_days(
+    store: storage.Store, ticker: str, days: list[dt.date], reopt_days: list[dt.date]
+) -> pl.DataFrame:
+    """One row per replayed day from the stored prediction, outcome and drift report."""
+    rows = []
+    for day in days:
+        pred = storage.read_json(store, f"{ticker}/prediction/{day}.json")
+        out = storage.read_json(store, f"{ticker}/prediction_outcome/{day}.json")
+        drift = storage.read_json(store, f"{ticker}/drift_report/{day}.json")
+        rows.append(
+            {
+                "date": day,
+                "open": out["open"],
+                "close": out["close"],
+                "prev_close": out["prev_close"],
+                "realized_return": out["realized_return"],
+                "predicted_return": pred["predicted_return"],
+                "predicted_close": pred["predicted_close"],
+                "p_up": pred["p_up"],
+                "interval_low": pred["interval"]["low"],
+                "interval_high": pred["interval"]["high"],
+                "action": pred["action"],
+                "option": pred["decision"]["option"],
+                "strike": pred["decision"]["strike"],
+                "premium": pred["decision"]["premium"],
+                "contracts": pred["decision"]["contracts"],
+                "pnl": out["pnl_usd"],
+                "reason": pred["reason"],
+                "model_version": pred["model"]["version"],
+                "beats_naive": pred["model"]["beats_naive"],
+                "drift_fired": ",".join(drift["fired"]),
+                "reoptimized": day in reopt_days,
+            }
+        )
+    return pl.DataFrame(rows, schema=report.DAY_COLUMNS)
+
+
+def _progress(enabled: bool, total: int, ticker: str) -> Any:
+    """A rich progress bar on stderr (or nothing), driven as progress(done, day)."""
+    if not enabled:
+        return lambda done, day: None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        TextColumn("replay {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+    )
+    task = bar.add_task(ticker, total=total)
+    bar.start()
+
+    def update(done: int | None, day: dt.date | None) -> None:
+        if done is None:
+            bar.stop()
+            return
+        bar.update(task, completed=done, description=f"{ticker} {day}")
+
+    return update
