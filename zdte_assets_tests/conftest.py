@@ -135,3 +135,81 @@ def pg_database() -> Iterator[str]:
         yield url
     finally:
         services.drop_database(services.database_name(url))
+
+
+# --- zdte's own state: every test session gets a fresh home ------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def zdte_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """ZDTE_HOME and DAGSTER_HOME in a temp dir, so tests never touch a developer's data."""
+    home = tmp_path_factory.mktemp("zdte-home")
+    saved = {k: os.environ.get(k) for k in ZDTE_ENV}
+    for k in ZDTE_ENV:
+        os.environ.pop(k, None)
+    os.environ["ZDTE_HOME"] = str(home)
+    os.environ["DAGSTER_HOME"] = str(home / "dagster")
+    (home / "dagster").mkdir()
+    try:
+        yield home
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+ZDTE_ENV = (
+    "ZDTE_HOME",
+    "DAGSTER_HOME",
+    "ZDTE_STORAGE_URL",
+    "ZDTE_TICKERS",
+    "ZDTE_SOURCE",
+    "ZDTE_SOURCE_PATH",
+    "MLFLOW_TRACKING_URI",
+    "ZDTE_OPTUNA_STORAGE",
+    "ZDTE_EXPIRY_RULES",
+    "ZDTE_AUTOMATION",
+)
+
+#: The short replay the Dagster-level tests share: one week of the sample, a small study.
+REPLAY_START = "2024-11-04"
+REPLAY_END = "2024-11-08"
+REPLAY_TRIALS = 6
+
+
+@dataclass(frozen=True)
+class Replayed:
+    output: Path
+    report: dict[str, object]
+    home: Path
+
+    @property
+    def storage(self) -> str:
+        return str(self.output / "storage")
+
+
+@pytest.fixture(scope="session")
+def replayed(zdte_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Replayed:
+    """`zdte replay` of one week of the bundled sample through the real definitions.
+
+    Session-scoped because a replay is the expensive part of the Dagster-level tests; tests that
+    need the lifecycle's outputs (instance events, MLflow runs, stored values) read them here.
+    """
+    import datetime as dt
+
+    from zdte_assets.replay import ReplayOptions, run_replay
+
+    out = tmp_path_factory.mktemp("replay")
+    result = run_replay(
+        ReplayOptions(
+            ticker="AAPL",
+            start=dt.date.fromisoformat(REPLAY_START),
+            end=dt.date.fromisoformat(REPLAY_END),
+            output=out,
+            n_trials=REPLAY_TRIALS,
+            progress=False,
+        )
+    )
+    return Replayed(output=out, report=result, home=zdte_home)
