@@ -175,13 +175,14 @@ def diebold_mariano(
     if n < 3 or h >= n:
         return math.nan, math.nan
     d_bar = float(np.mean(d))
-    if float(np.ptp(d)) == 0.0:
+    dc = d - d_bar
+    gamma0 = float(np.dot(dc, dc)) / n
+    # A differential whose variation underflows to zero is as constant as one with none.
+    if float(np.ptp(d)) == 0.0 or gamma0 == 0.0:
         if d_bar == 0.0:
             return 0.0, 1.0
         stat = math.copysign(math.inf, d_bar)
     else:
-        dc = d - d_bar
-        gamma0 = float(np.dot(dc, dc)) / n
         lrv = gamma0 + 2.0 * sum(float(np.dot(dc[k:], dc[:-k])) / n for k in range(1, h))
         if lrv <= 0.0:
             lrv = gamma0

@@ -16,8 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 import pytest
+from hypothesis import settings
 
 from zdte_assets_tests import services
+
+# Property tests are derandomized: the same examples on every run and in CI (seeds everywhere).
+settings.register_profile("zdte", derandomize=True, deadline=None)
+settings.load_profile("zdte")
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

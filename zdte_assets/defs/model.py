@@ -244,6 +244,8 @@ def build_model_assets(
             {"ticker": ticker, "week": week, "versions": versions},
             metadata={
                 "as_of": as_of.isoformat(),
+                # The drift sensor reads this to retrain after a triggered re-optimization.
+                "trigger": version["trigger"],
                 "rows": rows.height,
                 "val_rmse": chosen["rmse"],
                 "naive_rmse": result.naive_rmse,

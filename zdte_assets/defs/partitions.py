@@ -1,8 +1,9 @@
 """Trading-day and trading-week partitions on the NYSE calendar (America/New_York).
 
 Weekends are excluded by a cron rule and exchange holidays by explicit dates taken from
-exchange_calendars, so a partition exists exactly for each session. `end_offset=1` makes
-today's partition exist from midnight on, which the 09:30 prediction needs.
+exchange_calendars, so a partition exists exactly for each session. `end_offset=2` makes
+today's partition exist from midnight on, which the 09:30 prediction needs, and also the next
+session's, which the 16:45 retrain (and the sensor's retrain after a re-optimization) targets.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def trading_day_partitions(start: dt.date = DEFAULT_START) -> dg.DailyPartitions
     return dg.DailyPartitionsDefinition(
         start_date=start.isoformat(),
         timezone=calendar.TIMEZONE,
-        end_offset=1,
+        end_offset=2,
         exclusions=[WEEKENDS, *(dt.datetime.combine(d, dt.time()) for d in holidays)],
     )
 
