@@ -86,6 +86,12 @@ def plan_range(source: MarketDataSource, opts: ReplayOptions) -> tuple[list[dt.d
         raise ReplayError(f"--end {opts.end} is before --start {opts.start}")
     wanted = calendar.trading_days(opts.start, opts.end)
     if not wanted:
+        first_known, last_known = calendar.first_session(), calendar.last_session()
+        if opts.start > last_known or opts.end < first_known:
+            raise ReplayError(
+                f"{opts.start}..{opts.end} is outside the trading calendar "
+                f"({first_known} to {last_known}); no data to replay"
+            )
         raise ReplayError(f"no NYSE trading day between {opts.start} and {opts.end}")
     history_sessions = LOOKBACK + STUDY_LOOKBACK_WEEKS * 5 + 5
     warm = calendar.previous_trading_day(wanted[0], history_sessions)

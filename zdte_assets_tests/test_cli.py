@@ -1,0 +1,120 @@
+"""The `zdte` command line as a user runs it: a separate process, its exit code and its output."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from zdte_assets import predictions
+from zdte_assets_tests.conftest import ZDTE_ENV, Replayed
+
+DAY = dt.date(2024, 11, 8)
+#: A session after the replayed week: nothing was predicted for it.
+NOT_PREDICTED = dt.date(2024, 11, 11)
+#: The console script the package installs next to the interpreter.
+ZDTE_SCRIPT = Path(sys.executable).parent / "zdte"
+
+
+def zdte(*args: str, home: Path, script: bool = False) -> subprocess.CompletedProcess[str]:
+    """`python -m zdte_assets.cli ARGS` (or the installed `zdte` script) with its own home and
+    a wide terminal for tables."""
+    env = {k: v for k, v in os.environ.items() if k not in ZDTE_ENV}
+    env.update(
+        ZDTE_HOME=str(home),
+        DAGSTER_HOME=str(home / "dagster"),
+        COLUMNS="200",
+        PYTHONWARNINGS="ignore",
+    )
+    command = [str(ZDTE_SCRIPT)] if script else [sys.executable, "-m", "zdte_assets.cli"]
+    return subprocess.run(
+        [*command, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def one_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+def test_prediction_prints_the_stored_record_as_json(replayed: Replayed, tmp_path: Path) -> None:
+    stored = predictions.read_prediction("AAPL", DAY, storage_url=replayed.storage)
+    proc = zdte(
+        "prediction",
+        "--ticker",
+        "aapl",
+        "--date",
+        DAY.isoformat(),
+        "--storage",
+        replayed.storage,
+        home=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == stored
+    assert "Traceback" not in proc.stderr
+
+
+def test_prediction_table_shows_the_action(replayed: Replayed, tmp_path: Path) -> None:
+    stored = predictions.read_prediction("AAPL", DAY, storage_url=replayed.storage)
+    proc = zdte(
+        "prediction",
+        "--ticker",
+        "AAPL",
+        "--date",
+        DAY.isoformat(),
+        "--storage",
+        replayed.storage,
+        "--table",
+        home=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"AAPL {DAY.isoformat()}: {stored['action']}" in proc.stdout
+    rows = {
+        line.split("│")[1].strip(): line.split("│")[2].strip()
+        for line in proc.stdout.splitlines()
+        if line.count("│") == 3
+    }
+    assert rows["action"] == stored["action"]
+    assert rows["open"] == f"{stored['open']:.2f}"
+    assert rows["P(close > open)"] == f"{stored['p_up']:.1%}"
+    assert rows["model"].startswith(f"version {stored['model']['version']},")
+    assert not proc.stdout.lstrip().startswith("{")
+
+
+def test_prediction_for_a_day_without_one_exits_1(replayed: Replayed, tmp_path: Path) -> None:
+    proc = zdte(
+        "prediction",
+        "--ticker",
+        "AAPL",
+        "--date",
+        NOT_PREDICTED.isoformat(),
+        "--storage",
+        replayed.storage,
+        home=tmp_path,
+    )
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    line = one_line(proc.stderr)
+    assert line.startswith("zdte: no prediction for AAPL on 2024-11-11")
+    assert "Traceback" not in proc.stderr
+
+
+def test_help_lists_the_commands(tmp_path: Path) -> None:
+    assert ZDTE_SCRIPT.is_file(), "the zdte console script is not installed"
+    proc = zdte("--help", home=tmp_path, script=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: zdte")
+    for command in ("demo", "replay", "prediction", "ui", "mlflow-ui"):
+        assert command in proc.stdout
+    sub = zdte("prediction", "--help", home=tmp_path)
+    assert sub.returncode == 0, sub.stderr
+    for flag in ("--ticker", "--date", "--table", "--storage"):
+        assert flag in sub.stdout
