@@ -37,15 +37,22 @@ def _run(cmd: list[str], **kwargs: object) -> None:
 
 def ensure_environment() -> Path:
     """Create `.venv` from the lock file; cheap when it is already in sync."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this file runs under any python3
         sys.exit("zdte needs Python 3.11 or newer; this is " + sys.version.split()[0])
     uv = _bin(TOOLS, "uv")
     if not uv.exists():
         print(f"setting up uv {UV_VERSION} in {TOOLS} ...", flush=True)
         venv.EnvBuilder(with_pip=True, clear=True).create(TOOLS)
         _run(
-            [str(_bin(TOOLS, "python")), "-m", "pip", "install", "--quiet",
-             "--disable-pip-version-check", f"uv=={UV_VERSION}"]
+            [
+                str(_bin(TOOLS, "python")),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                f"uv=={UV_VERSION}",
+            ]
         )
     env = dict(os.environ, UV_PYTHON_DOWNLOADS="never", UV_PROJECT_ENVIRONMENT=str(VENV))
     _run([str(uv), "sync", "--frozen", "--quiet", "--python", sys.executable], env=env)
