@@ -27,7 +27,7 @@ def plain_loop(
     start: dt.date, end: dt.date, n_trials: int, extra_studies: int
 ) -> tuple[float, int]:
     from zdte_assets import calendar, training
-    from zdte_assets.defs.model import STUDY_LOOKBACK_WEEKS
+    from zdte_assets.config import STUDY_LOOKBACK_WEEKS
     from zdte_assets.expiries import ExpiryCalendar
     from zdte_assets.features import feature_row_at_open, training_frame
     from zdte_assets.market_data import SampleSource

@@ -19,7 +19,7 @@ import time
 import polars as pl
 
 from zdte_assets import training
-from zdte_assets.defs.model import STUDY_LOOKBACK_WEEKS
+from zdte_assets.config import STUDY_LOOKBACK_WEEKS
 from zdte_assets.features import training_frame
 from zdte_assets.market_data import SampleSource
 

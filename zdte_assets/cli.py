@@ -18,27 +18,36 @@ class UsageError(ValueError):
     """Arguments that do not make sense together."""
 
 
-def _known_errors() -> tuple[type[BaseException], ...]:
-    from zdte_assets.defs.features import MissingHistoryError
-    from zdte_assets.defs.tracking import TrackingError
-    from zdte_assets.market_data import MarketDataError
-    from zdte_assets.replay import ReplayError
-    from zdte_assets.storage import StorageError
-    from zdte_assets.training import InsufficientHistoryError
-    from zdte_assets.validation import DataValidationError
+#: Exceptions that mean bad input or an unavailable service: reported in one line, exit 2.
+#: Matched by name so that a failure path does not have to import Dagster or the model stack.
+KNOWN_ERRORS = frozenset(
+    {
+        "zdte_assets.cli.UsageError",
+        "zdte_assets.replay.ReplayError",
+        "zdte_assets.defs.tracking.TrackingError",
+        "zdte_assets.training.InsufficientHistoryError",
+        "zdte_assets.validation.DataValidationError",
+        "zdte_assets.market_data.MarketDataError",
+        "zdte_assets.defs.features.MissingHistoryError",
+        "zdte_assets.storage.StorageError",
+        "zdte_assets.calendar.CalendarError",
+        "builtins.FileNotFoundError",
+    }
+)
 
-    return (
-        UsageError,
-        ReplayError,
-        TrackingError,
-        InsufficientHistoryError,
-        DataValidationError,
-        MarketDataError,
-        MissingHistoryError,
-        StorageError,
-        calendar.CalendarError,
-        FileNotFoundError,
-    )
+
+def is_known_error(exc: BaseException) -> bool:
+    return any(f"{c.__module__}.{c.__qualname__}" in KNOWN_ERRORS for c in type(exc).__mro__)
+
+
+def user_error(exc: BaseException) -> BaseException:
+    """The user-code exception inside Dagster's wrappers, so it can be reported in one line."""
+    seen = exc
+    while True:
+        inner = getattr(seen, "user_exception", None) or seen.__cause__
+        if inner is None or inner is seen:
+            return seen
+        seen = inner
 
 
 def _date(text: str, flag: str) -> Any:
@@ -251,10 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except Exception as exc:  # known input or service problems are reported in one line
-        from zdte_assets.runner import user_error
-
         inner = user_error(exc)
-        if isinstance(inner, _known_errors()):
+        if is_known_error(inner):
             text = str(inner).splitlines()[0] if str(inner) else type(inner).__name__
             print(f"zdte: {text}", file=sys.stderr)
             return 2

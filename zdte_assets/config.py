@@ -11,6 +11,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+#: Weeks of history the weekly study may draw from (enough for 30 + 4 x 10 rows and for the
+#: longest retraining window); shared by the `tuned_params` asset and the replay's warm-up.
+STUDY_LOOKBACK_WEEKS = 30
+
 
 def zdte_home() -> Path:
     """Local data directory; created on first use."""

@@ -19,23 +19,18 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import dagster as dg
-import polars as pl
-
-from zdte_assets import calendar, report, storage
-from zdte_assets.defs.model import STUDY_LOOKBACK_WEEKS
-from zdte_assets.defs.schedules import (
-    evening_requests,
-    morning_requests,
-    retrain_requests,
-    weekly_requests,
-)
-from zdte_assets.defs.sensors import evaluate_drift
+from zdte_assets import calendar
+from zdte_assets.config import STUDY_LOOKBACK_WEEKS
 from zdte_assets.features import LOOKBACK
 from zdte_assets.market_data import MarketDataSource, source_from_settings
-from zdte_assets.runner import QUIET, local_instance, materialize_range
+
+if TYPE_CHECKING:
+    import dagster as dg
+    import polars as pl
+
+    from zdte_assets import storage
 
 MARKER = ".zdte-replay"
 
@@ -126,6 +121,8 @@ def _execute(
     tags: dict[str, str],
     weekly_config: dict[str, Any],
 ) -> dg.ExecuteInProcessResult:
+    from zdte_assets.runner import QUIET
+
     job = defs.resolve_job_def(request.job_name or "")
     run_config: dict[str, Any] = json.loads(json.dumps(request.run_config or {}))
     if job.partitions_def is not None and request.job_name and request.job_name.endswith("_weekly"):
@@ -142,12 +139,25 @@ def _execute(
 
 def run_replay(opts: ReplayOptions) -> dict[str, Any]:
     """Replay `opts` and write the report files; returns the report dict."""
-    from zdte_assets.definitions import build_definitions
-
+    # Heavy imports only once the range is known to be replayable, so bad input fails fast.
     t_wall, t_cpu = time.perf_counter(), time.process_time()
     ticker = opts.ticker.upper()
     source = source_from_settings(opts.source_kind, opts.source_path)
     days, warm = plan_range(source, opts)
+
+    import dagster as dg
+
+    from zdte_assets import report, storage
+    from zdte_assets.definitions import build_definitions
+    from zdte_assets.defs.schedules import (
+        evening_requests,
+        morning_requests,
+        retrain_requests,
+        weekly_requests,
+    )
+    from zdte_assets.defs.sensors import evaluate_drift
+    from zdte_assets.runner import local_instance, materialize_range
+
     store_dir = _prepare_output(opts.output)
     store_url = str(store_dir)
     defs = build_definitions(
@@ -269,6 +279,10 @@ def collect_days(
     store: storage.Store, ticker: str, days: list[dt.date], reopt_days: list[dt.date]
 ) -> pl.DataFrame:
     """One row per replayed day from the stored prediction, outcome and drift report."""
+    import polars as pl
+
+    from zdte_assets import report, storage
+
     rows = []
     for day in days:
         pred = storage.read_json(store, f"{ticker}/prediction/{day}.json")

@@ -43,16 +43,6 @@ def local_instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
-def user_error(exc: BaseException) -> BaseException:
-    """The user-code exception inside Dagster's wrappers, so callers can report it in one line."""
-    seen = exc
-    while True:
-        inner = getattr(seen, "user_exception", None) or seen.__cause__
-        if inner is None or inner is seen:
-            return seen
-        seen = inner
-
-
 def materialize_range(
     defs: dg.Definitions,
     selection: list[str] | dg.AssetSelection,

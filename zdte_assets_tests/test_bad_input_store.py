@@ -10,8 +10,9 @@ import polars as pl
 import pytest
 
 from zdte_assets import calendar
+from zdte_assets.cli import user_error
 from zdte_assets.definitions import build_definitions
-from zdte_assets.runner import materialize_range, user_error
+from zdte_assets.runner import materialize_range
 from zdte_assets.validation import DataValidationError
 
 DAYS = calendar.trading_days(dt.date(2024, 3, 1), dt.date(2024, 3, 28))

@@ -18,13 +18,12 @@ import polars as pl
 
 import zdte_assets
 from zdte_assets import calendar, config, plots, training
+from zdte_assets.config import STUDY_LOOKBACK_WEEKS
 from zdte_assets.defs.partitions import day_of
 from zdte_assets.defs.resources import StoreResource
 from zdte_assets.defs.tracking import MODEL_REQUIREMENTS, MlflowTracking
 from zdte_assets.features import target_frame
 
-#: Weeks of history the weekly study may draw from (enough for 30+4x10 rows and long retrains).
-STUDY_LOOKBACK_WEEKS = 30
 #: Sessions of history a daily retrain may draw from (the largest train_window in the search space).
 MAX_TRAIN_SESSIONS = training.MAX_TRAIN_WINDOW
 
