@@ -8,6 +8,7 @@
 
 import datetime as dt
 import os
+from collections.abc import Callable
 
 import dagster as dg
 
@@ -88,52 +89,49 @@ def default_status() -> dg.DefaultScheduleStatus:
     return dg.DefaultScheduleStatus.RUNNING if on else dg.DefaultScheduleStatus.STOPPED
 
 
+RequestFn = Callable[[str, dt.date], "list[dg.RunRequest] | dg.SkipReason"]
+
+#: slot -> (cron, request function, description); the slot also names the job.
+SLOTS: dict[str, tuple[str, RequestFn, str]] = {
+    "morning": (
+        MORNING_CRON,
+        morning_requests,
+        "09:30 New York on trading days: open, features, prediction.",
+    ),
+    "evening": (
+        EVENING_CRON,
+        evening_requests,
+        "16:30 New York on trading days: bar, outcome, drift report.",
+    ),
+    "retrain": (
+        RETRAIN_CRON,
+        retrain_requests,
+        "16:45 New York on trading days: the next session's model.",
+    ),
+    "weekly": (
+        WEEKLY_CRON,
+        weekly_requests,
+        "Sunday 18:00 New York: re-optimize for the coming week.",
+    ),
+}
+
+
 def build_schedules(ticker: str) -> list[dg.ScheduleDefinition]:
     names = job_names(ticker)
     status = default_status()
 
-    @dg.schedule(
-        name=f"{ticker}_morning_schedule",
-        cron_schedule=MORNING_CRON,
-        job_name=names["morning"],
-        execution_timezone=calendar.TIMEZONE,
-        default_status=status,
-        description="09:30 New York on trading days: open, features, prediction.",
-    )
-    def morning(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
-        return morning_requests(ticker, _local_day(context))
+    def make(slot: str, cron: str, requests: RequestFn, description: str) -> dg.ScheduleDefinition:
+        @dg.schedule(
+            name=f"{ticker}_{slot}_schedule",
+            cron_schedule=cron,
+            job_name=names[slot],
+            execution_timezone=calendar.TIMEZONE,
+            default_status=status,
+            description=description,
+        )
+        def tick(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
+            return requests(ticker, _local_day(context))
 
-    @dg.schedule(
-        name=f"{ticker}_evening_schedule",
-        cron_schedule=EVENING_CRON,
-        job_name=names["evening"],
-        execution_timezone=calendar.TIMEZONE,
-        default_status=status,
-        description="16:30 New York on trading days: bar, outcome, drift report; next day's model.",
-    )
-    def evening(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
-        return evening_requests(ticker, _local_day(context))
+        return tick
 
-    @dg.schedule(
-        name=f"{ticker}_retrain_schedule",
-        cron_schedule=RETRAIN_CRON,
-        job_name=names["retrain"],
-        execution_timezone=calendar.TIMEZONE,
-        default_status=status,
-        description="16:45 New York on trading days: train the next trading day's model.",
-    )
-    def retrain(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
-        return retrain_requests(ticker, _local_day(context))
-
-    @dg.schedule(
-        name=f"{ticker}_weekly_schedule",
-        cron_schedule=WEEKLY_CRON,
-        job_name=names["weekly"],
-        execution_timezone=calendar.TIMEZONE,
-        default_status=status,
-        description="Sunday 18:00 New York: re-optimize for the coming week.",
-    )
-    def weekly(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
-        return weekly_requests(ticker, _local_day(context))
-
-    return [morning, evening, retrain, weekly]
+    return [make(slot, *spec) for slot, spec in SLOTS.items()]
