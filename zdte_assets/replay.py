@@ -307,6 +307,7 @@ def collect_days(
                 "contracts": pred["decision"]["contracts"],
                 "pnl": out["pnl_usd"],
                 "reason": pred["reason"],
+                "reason_code": pred["decision"]["reason_code"],
                 "model_version": pred["model"]["version"],
                 "beats_naive": pred["model"]["beats_naive"],
                 "drift_fired": ",".join(drift["fired"]),

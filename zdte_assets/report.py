@@ -34,6 +34,7 @@ DAY_COLUMNS = {
     "contracts": pl.Int64,
     "pnl": pl.Float64,
     "reason": pl.String,
+    "reason_code": pl.String,
     "model_version": pl.String,
     "beats_naive": pl.Boolean,
     "drift_fired": pl.String,
@@ -99,10 +100,9 @@ def trading_summary(days: pl.DataFrame) -> dict[str, Any]:
         "hit_rate": float(np.mean(pnl > 0)) if pnl.size else None,
         "no_trade_reasons": dict(
             days.filter(pl.col("action") == "NO_TRADE")
-            .with_columns(pl.col("reason").str.split(":").list.first().alias("why"))
-            .group_by("why")
+            .group_by("reason_code")
             .len()
-            .sort("why")
+            .sort("reason_code")
             .iter_rows()
         ),
     }
