@@ -100,7 +100,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
         trials=args.trials,
         no_progress=args.no_progress,
     )
-    return cmd_replay(ns)
+    code = cmd_replay(ns)
+    _print_last_days(Path(args.output) / "storage", "AAPL", last)
+    return code
+
+
+def _print_last_days(storage_url: Path, ticker: str, last: Any) -> None:
+    """The last sessions' bars and feature rows as stored, so a newcomer sees real data."""
+    import polars as pl
+
+    from zdte_assets import storage
+
+    store = storage.store_from_url(str(storage_url))
+    days = [calendar.previous_trading_day(last, n) for n in range(2, 0, -1)] + [last]
+    bars = pl.concat(storage.read_parquet(store, f"{ticker}/daily_bar/{d}.parquet") for d in days)
+    feats = pl.concat(storage.read_parquet(store, f"{ticker}/features/{d}.parquet") for d in days)
+    with pl.Config(
+        tbl_cols=9, float_precision=4, tbl_width_chars=120, tbl_hide_dataframe_shape=True
+    ):
+        print(f"last bars and feature rows ({store.url(ticker)}/):")
+        print(bars.drop("adj_close", strict=False))
+        print(feats.select(feats.columns[:8]))
 
 
 def _fmt(x: Any, fmt: str = ".4g") -> str:
