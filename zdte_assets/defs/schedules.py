@@ -25,45 +25,33 @@ def _local_day(context: dg.ScheduleEvaluationContext) -> dt.date:
     return context.scheduled_execution_time.astimezone(calendar.NY).date()
 
 
-def morning_requests(ticker: str, day: dt.date) -> list[dg.RunRequest] | dg.SkipReason:
+def _session_request(
+    ticker: str, slot: str, day: dt.date, partition: dt.date
+) -> list[dg.RunRequest] | dg.SkipReason:
+    """One run of `slot`'s job for `partition`, launched only when `day` is a session."""
     if not calendar.is_trading_day(day):
         return dg.SkipReason(f"{day} is not an NYSE trading day")
     return [
         dg.RunRequest(
-            run_key=f"{ticker}-morning-{day}",
-            job_name=job_names(ticker)["morning"],
-            partition_key=day.isoformat(),
-            tags={"zdte/slot": "morning", "zdte/ticker": ticker},
+            run_key=f"{ticker}-{slot}-{partition}",
+            job_name=job_names(ticker)[slot],
+            partition_key=partition.isoformat(),
+            tags={"zdte/slot": slot, "zdte/ticker": ticker},
         )
     ]
+
+
+def morning_requests(ticker: str, day: dt.date) -> list[dg.RunRequest] | dg.SkipReason:
+    return _session_request(ticker, "morning", day, day)
 
 
 def evening_requests(ticker: str, day: dt.date) -> list[dg.RunRequest] | dg.SkipReason:
-    if not calendar.is_trading_day(day):
-        return dg.SkipReason(f"{day} is not an NYSE trading day")
-    return [
-        dg.RunRequest(
-            run_key=f"{ticker}-evening-{day}",
-            job_name=job_names(ticker)["evening"],
-            partition_key=day.isoformat(),
-            tags={"zdte/slot": "evening", "zdte/ticker": ticker},
-        )
-    ]
+    return _session_request(ticker, "evening", day, day)
 
 
 def retrain_requests(ticker: str, day: dt.date) -> list[dg.RunRequest] | dg.SkipReason:
     """The model for the trading day after `day`, trained on everything up to `day`."""
-    if not calendar.is_trading_day(day):
-        return dg.SkipReason(f"{day} is not an NYSE trading day")
-    nxt = calendar.next_trading_day(day)
-    return [
-        dg.RunRequest(
-            run_key=f"{ticker}-retrain-{nxt}",
-            job_name=job_names(ticker)["retrain"],
-            partition_key=nxt.isoformat(),
-            tags={"zdte/slot": "retrain", "zdte/ticker": ticker},
-        )
-    ]
+    return _session_request(ticker, "retrain", day, calendar.next_trading_day(day))
 
 
 def weekly_requests(ticker: str, now: dt.date) -> list[dg.RunRequest] | dg.SkipReason:
