@@ -6,14 +6,13 @@ every figure in `report.json` from `predictions.parquet`.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from zdte_assets import evaluation, plots
+from zdte_assets import evaluation, plots, storage
 
 #: Columns of predictions.parquet, one row per replayed session.
 DAY_COLUMNS = {
@@ -40,17 +39,6 @@ DAY_COLUMNS = {
     "drift_fired": pl.String,
     "reoptimized": pl.Boolean,
 }
-
-
-def _clean(x: Any) -> Any:
-    """NaN/inf become null so report.json is strict JSON."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_clean(v) for v in x]
-    return x
 
 
 def compute_metrics(days: pl.DataFrame) -> dict[str, Any]:
@@ -199,4 +187,5 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def clean(report: dict[str, Any]) -> dict[str, Any]:
-    return dict(_clean(report))
+    """NaN/inf (e.g. a p-value with too few days) become null so report.json is strict JSON."""
+    return dict(storage.json_safe(report))

@@ -379,6 +379,24 @@ def _json_default(obj: object) -> object:
     raise TypeError(f"{type(obj).__name__} is not JSON serializable")
 
 
+def json_safe(obj: Any) -> Any:
+    """NaN/inf become null and numpy scalars plain numbers, so what is written is strict JSON
+    that any reader (not only Python's) accepts."""
+    import math
+
+    import numpy as np
+
+    if isinstance(obj, np.floating | np.integer | np.bool_):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def dumps_json(obj: object) -> bytes:
     """Canonical JSON bytes: sorted keys and a fixed indent keep diffs and hashes stable."""
     text = json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, default=_json_default)

@@ -229,9 +229,7 @@ def build_model_assets(
             ],
             "mlflow_run_id": run_id,
             "study_name": study_name,
-            "optuna_storage": optuna_storage()
-            if optuna_storage().startswith("sqlite")
-            else "configured",
+            "optuna_storage": storage_url if storage_url.startswith("sqlite") else "configured",
             "created_in_run": context.run.run_id,
             "trigger": context.run.tags.get("zdte/trigger", "schedule"),
         }

@@ -7,7 +7,6 @@ feature, and numeric values Dagster plots across partitions).
 """
 
 import datetime as dt
-import math
 from typing import Any
 
 import dagster as dg
@@ -18,6 +17,7 @@ from zdte_assets import drift, evaluation
 from zdte_assets.defs.model import MAX_TRAIN_SESSIONS
 from zdte_assets.defs.partitions import day_of
 from zdte_assets.features import feature_columns
+from zdte_assets.storage import json_safe
 
 #: The drift settings the platform runs with (see docs/monitoring.md for their false-alarm rates):
 #: the original RMSE and accuracy thresholds; data drift with KS at effective sample sizes, since
@@ -36,18 +36,6 @@ class DriftSettings(dg.Config):
         base = MONITORING_CONFIG.to_dict()
         base.update(json.loads(self.overrides_json or "{}"))
         return drift.DriftConfig.from_dict(base)
-
-
-def _finite(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_finite(v) for v in x]
-    if isinstance(x, np.floating | np.integer | np.bool_):
-        return _finite(x.item())
-    return x
 
 
 def build_drift_report(
@@ -85,7 +73,7 @@ def build_drift_report(
     triggers = drift.evaluate_triggers(
         {"performance": perf, "feature_drift": feat, "target_drift": tgt}, config=config
     )
-    return _finite(
+    return json_safe(
         {
             "date": day.isoformat(),
             "model_version": model_info["model_version"],
