@@ -282,38 +282,28 @@ def collect_days(
     import polars as pl
 
     from zdte_assets import report, storage
+    from zdte_assets.predictions import table_row
 
     rows = []
     for day in days:
         pred = storage.read_json(store, f"{ticker}/prediction/{day}.json")
         out = storage.read_json(store, f"{ticker}/prediction_outcome/{day}.json")
         drift = storage.read_json(store, f"{ticker}/drift_report/{day}.json")
-        rows.append(
+        # The prediction's columns as in the published table, plus what the evening added.
+        row = table_row(pred).to_dicts()[0]
+        row.update(
             {
-                "date": day,
-                "open": out["open"],
                 "close": out["close"],
                 "prev_close": out["prev_close"],
                 "realized_return": out["realized_return"],
-                "predicted_return": pred["predicted_return"],
-                "predicted_close": pred["predicted_close"],
-                "p_up": pred["p_up"],
-                "interval_low": pred["interval"]["low"],
-                "interval_high": pred["interval"]["high"],
-                "action": pred["action"],
-                "option": pred["decision"]["option"],
-                "strike": pred["decision"]["strike"],
-                "premium": pred["decision"]["premium"],
-                "contracts": pred["decision"]["contracts"],
                 "pnl": out["pnl_usd"],
-                "reason": pred["reason"],
                 "reason_code": pred["decision"]["reason_code"],
-                "model_version": pred["model"]["version"],
                 "beats_naive": pred["model"]["beats_naive"],
                 "drift_fired": ",".join(drift["fired"]),
                 "reoptimized": day in reopt_days,
             }
         )
+        rows.append({name: row[name] for name in report.DAY_COLUMNS})
     return pl.DataFrame(rows, schema=report.DAY_COLUMNS)
 
 
