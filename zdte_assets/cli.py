@@ -28,7 +28,7 @@ KNOWN_ERRORS = frozenset(
         "zdte_assets.training.InsufficientHistoryError",
         "zdte_assets.validation.DataValidationError",
         "zdte_assets.market_data.MarketDataError",
-        "zdte_assets.defs.features.MissingHistoryError",
+        "zdte_assets.lifecycle.MissingHistoryError",
         "zdte_assets.storage.StorageError",
         "zdte_assets.calendar.CalendarError",
         "builtins.FileNotFoundError",

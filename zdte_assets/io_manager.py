@@ -17,7 +17,7 @@ import dagster as dg
 import polars as pl
 from pydantic import PrivateAttr
 
-from zdte_assets import config
+from zdte_assets import config, timing
 from zdte_assets.storage import (
     ObjectNotFound,
     Store,
@@ -174,6 +174,10 @@ class ZdteIOManager(dg.ConfigurableIOManager):
     # -- output ------------------------------------------------------------------------------
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        with timing.part("storage"):
+            self._handle_output(context, obj)
+
+    def _handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         if obj is None:
             # An asset that returns None (e.g. it only has side effects) stores nothing;
             # a downstream load then fails with a clear "not found" error.
@@ -215,7 +219,11 @@ class ZdteIOManager(dg.ConfigurableIOManager):
             metadata["dagster/uri"] = urls[0]
         else:
             metadata["dagster/uri"] = self.store.url("/".join(path)) + "/"
-            metadata["storage_urls"] = dg.MetadataValue.json(urls)
+            # A range run attaches this metadata to every partition's event: a list of every
+            # URL would make a warm-up of n partitions store n**2 URLs in the event log.
+            metadata["partitions_in_run"] = len(urls)
+            metadata["first_url"] = urls[0]
+            metadata["last_url"] = urls[-1]
         if ext == "parquet":
             assert isinstance(obj, pl.DataFrame)
             # A range run attaches the same metadata to every partition's materialization, so
@@ -248,6 +256,10 @@ class ZdteIOManager(dg.ConfigurableIOManager):
     # -- input -------------------------------------------------------------------------------
 
     def load_input(self, context: dg.InputContext) -> Any:
+        with timing.part("storage"):
+            return self._load_input(context)
+
+    def _load_input(self, context: dg.InputContext) -> Any:
         path = _key_path(context)
         if not context.has_asset_partitions:
             return self._load_one(path, None)

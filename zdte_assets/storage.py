@@ -21,6 +21,8 @@ import json
 import os
 import secrets
 import threading
+from collections import OrderedDict
+from collections.abc import Hashable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
@@ -88,6 +90,11 @@ class Store(abc.ABC):
     def url(self, key: str = "") -> str:
         """Where the object lives, for error messages, metadata and readers outside zdte."""
 
+    def version(self, key: str) -> Hashable | None:
+        """A token that changes whenever the object is replaced, or None when the store cannot
+        tell cheaply (then readers must not cache). Raises ``ObjectNotFound`` when missing."""
+        return None
+
 
 class LocalStore(Store):
     """A directory tree; keys map to relative paths."""
@@ -133,6 +140,15 @@ class LocalStore(Store):
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def version(self, key: str) -> Hashable | None:
+        # Writes replace the file by rename, so a new object always has a new inode.
+        path = self._path(key)
+        try:
+            st = path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            raise ObjectNotFound(f"object not found: {path}") from None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
@@ -365,8 +381,33 @@ def write_parquet(store: Store, key: str, df: pl.DataFrame) -> None:
     store.write_bytes(key, buf.getvalue())
 
 
+#: Decoded Parquet objects by (store, key), checked against the object's version on every read.
+_FRAMES: OrderedDict[tuple[str, str], tuple[Hashable, pl.DataFrame]] = OrderedDict()
+FRAME_CACHE_SIZE = 4096
+
+
 def read_parquet(store: Store, key: str) -> pl.DataFrame:
-    return pl.read_parquet(io.BytesIO(store.read_bytes(key)))
+    """The object as a DataFrame; unchanged objects come from an in-process cache.
+
+    A replay reads the same few hundred small Parquet objects every day (the windows of bars
+    and feature rows behind each model and drift report); decoding them again cost more than
+    the day's model fit. The cache is keyed by the store's version token (inode, mtime, size
+    for a local directory), so an object replaced by any process is read anew; stores that
+    cannot tell a version cheaply (S3) are not cached.
+    """
+    version = store.version(key)
+    if version is None:
+        return pl.read_parquet(io.BytesIO(store.read_bytes(key)))
+    slot = (store.url(), key)
+    hit = _FRAMES.get(slot)
+    if hit is not None and hit[0] == version:
+        _FRAMES.move_to_end(slot)
+        return hit[1]
+    frame = pl.read_parquet(io.BytesIO(store.read_bytes(key)))
+    _FRAMES[slot] = (version, frame)
+    if len(_FRAMES) > FRAME_CACHE_SIZE:
+        _FRAMES.popitem(last=False)
+    return frame
 
 
 def _json_default(obj: object) -> object:

@@ -218,8 +218,9 @@ def test_range_run_writes_one_object_per_partition(target: Target) -> None:
     meta = next(e for e in events if e.asset_key == BAR).materialization.metadata
     assert meta["rows_in_run"].value == 5
     assert "dagster/row_count" not in meta
-    urls = meta["storage_urls"]
-    assert len(urls.value) == 5  # type: ignore[arg-type]
+    assert meta["partitions_in_run"].value == 5
+    assert str(meta["first_url"].value).endswith(f"AAPL/daily_bar/{days[0]}.parquet")
+    assert str(meta["last_url"].value).endswith(f"AAPL/daily_bar/{days[-1]}.parquet")
     no_pickle(target)
 
 

@@ -60,3 +60,14 @@ def test_study_on_postgres_storage_is_shared_and_reproducible(pg_database: str) 
     assert {t.number for t in loaded.best_trials} == {t.number for t in first.pareto}
     again = training.run_study(rows, cfg, n_trials=5, seed=1)
     assert again.to_dict()["chosen"]["params"] == first.to_dict()["chosen"]["params"]
+
+
+def test_champion_moves_only_forward_and_only_with_an_edge() -> None:
+    from zdte_assets.defs.prediction import promotion_due
+
+    assert promotion_due(True, None, "2024-06-10")
+    assert promotion_due(True, "2024-06-07", "2024-06-10")
+    assert promotion_due(True, "2024-06-10", "2024-06-10")
+    # Re-running an older day never demotes the newer champion.
+    assert not promotion_due(True, "2024-06-11", "2024-06-10")
+    assert not promotion_due(False, None, "2024-06-10")

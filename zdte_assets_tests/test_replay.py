@@ -127,7 +127,23 @@ def test_report_files_and_required_keys(replayed: Replayed) -> None:
     for key in REQUIRED_COUNTS:
         value = get(report, key)
         assert isinstance(value, int) and not isinstance(value, bool) and value >= 0, key
-    assert report["timing"]["wall_seconds"] > 0 and report["timing"]["compute_seconds"] > 0
+    timing = report["timing"]
+    assert timing["wall_seconds"] > 0 and timing["compute_seconds"] > 0
+    parts = timing["by_part"]
+    for name in ("dagster", "mlflow", "storage", "studies", "training", "setup_and_imports"):
+        assert parts[name] >= 0, name
+    assert parts["dagster"] > 0 and parts["mlflow"] > 0 and parts["storage"] > 0
+    # The parts of the main process never add up to more than its wall time.
+    main = sum(v for k, v in parts.items() if k != "studies_ahead_second_core")
+    assert main <= timing["wall_seconds"] * 1.01
+    assert 0 < timing["plain_equivalent_seconds"] < timing["wall_seconds"]
+    # One run per trading day, plus the weekly studies and the re-optimizations.
+    lc = report["lifecycle"]
+    assert lc["dagster_runs"] == (
+        report["trading_days"] + lc["weekly_optimizations"] + lc["reoptimizations_triggered"]
+    )
+    # The week's scheduled study was computed ahead and reused, not computed twice.
+    assert timing["counts"].get("studies_reused", 0) >= lc["weekly_optimizations"]
 
     assert json.loads((out / "report.json").read_text()) == report
     md = (out / "report.md").read_text()

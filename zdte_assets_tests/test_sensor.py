@@ -249,13 +249,15 @@ def test_reoptimization_then_retrains_the_next_sessions_model(world: World) -> N
     assert valid_partition(world, retrain, day)
     assert retrain.tags["zdte/trigger"] == reopt.tags["zdte/trigger"]
     assert retrain.run_key is not None and day in retrain.run_key
+    assert nxt.isoformat() in retrain.run_key
     assert json.loads(t2.cursor or "{}")["tuned_id"] == tuned.storage_id
 
     t3 = tick(world, t2.cursor)
     assert not t3.run_requests
 
 
-def test_scheduled_weekly_study_triggers_no_retrain(world: World) -> None:
+def test_scheduled_weekly_study_retrains_the_weeks_first_session(world: World) -> None:
+    """Monday trades on a model with Sunday's study, not on Friday's retrain with last week's."""
     sunday = dt.datetime(2024, 11, 10, 18, 0, tzinfo=calendar.NY)
     schedule = world.defs.resolve_schedule_def(f"{TICKER}_weekly_schedule")
     scheduled = schedule.evaluate_tick(
@@ -278,8 +280,17 @@ def test_scheduled_weekly_study_triggers_no_retrain(world: World) -> None:
     assert result.success
     tuned = latest(world, TUNED)
     assert tuned.partition_key == weekly.partition_key
+    assert tuned.asset_materialization is not None
+    as_of = str(tuned.asset_materialization.metadata["as_of"].value)
+    monday = dt.date(2024, 11, 11)
+    assert as_of == calendar.previous_trading_day(monday).isoformat()
 
     data = tick(world, cursor0)
-    assert not data.run_requests
-    assert data.skip_message
+    assert data.run_requests is not None and len(data.run_requests) == 1
+    retrain = data.run_requests[0]
+    assert retrain.job_name == f"{TICKER}_retrain"
+    assert retrain.partition_key == monday.isoformat()
+    assert retrain.tags["zdte/trigger"] == "schedule"
+    # The same key a drift-triggered study on the same data (Friday's) asks with: one retrain.
+    assert retrain.run_key == f"{TICKER}-retrain-{monday}-asof-{as_of}"
     assert json.loads(data.cursor or "{}")["tuned_id"] == tuned.storage_id

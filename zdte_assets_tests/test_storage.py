@@ -117,6 +117,21 @@ def test_overwrite_replaces(store: Store) -> None:
     assert store.list_keys("k/") == ["k/v.json"]
 
 
+def test_parquet_read_cache_sees_every_replacement(store: Store, tmp_path: Path) -> None:
+    """Cached frames are served only while the object is unchanged, whoever replaced it."""
+    storage.write_parquet(store, "AAPL/bars.parquet", FRAME)
+    first = storage.read_parquet(store, "AAPL/bars.parquet")
+    assert storage.read_parquet(store, "AAPL/bars.parquet").equals(first)
+    changed = FRAME.with_columns(pl.col("close") * 2)
+    # Another process (another Store object on the same location) replaces the object.
+    other = store_from_url(store.url())
+    storage.write_parquet(other, "AAPL/bars.parquet", changed)
+    assert storage.read_parquet(store, "AAPL/bars.parquet").equals(changed)
+    other.delete("AAPL/bars.parquet")
+    with pytest.raises(storage.ObjectNotFound):
+        storage.read_parquet(store, "AAPL/bars.parquet")
+
+
 def test_missing_object_error_is_one_line_with_url(store: Store) -> None:
     with pytest.raises(ObjectNotFound) as info:
         store.read_bytes("AAPL/daily_bar/1999-01-01.parquet")

@@ -646,3 +646,36 @@ def test_shared_storage_is_created_once_and_refuses_other_data(tmp_path: Path) -
     unnamed = run_study(frame, cfg, n_trials=2, storage=url)
     assert unnamed.study_name.startswith("zdte-")
     assert run_study(frame, cfg, n_trials=2, storage=url).study_name == unnamed.study_name
+
+
+def test_stored_study_is_computed_once_reused_and_partial_ones_replaced(tmp_path: Path) -> None:
+    from zdte_assets.training import run_study_stored
+
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    frame = make_frame(70, seed=15)
+    cfg = WalkForwardConfig()
+    fresh = run_study(frame, cfg, n_trials=3, seed=2, study_name="week")
+    stored = run_study_stored(frame, cfg, 3, 2, url, "week")
+    assert stored.to_dict() == fresh.to_dict()
+    study = optuna.load_study(study_name="week", storage=url)
+    assert len(study.trials) == 3 and study.user_attrs["seed"] == 2
+    first_starts = [t.datetime_start for t in study.trials]
+    # Same rows and settings: the stored trials are reused, not recomputed.
+    again = run_study_stored(frame, cfg, 3, 2, url, "week")
+    assert again.to_dict() == fresh.to_dict()
+    assert [t.datetime_start for t in optuna.load_study(study_name="week", storage=url).trials] == (
+        first_starts
+    )
+    # Other settings (seed) or other rows replace the study instead of mixing with it.
+    other = run_study_stored(frame, cfg, 3, 5, url, "week")
+    assert other.to_dict() == run_study(frame, cfg, n_trials=3, seed=5, study_name="week").to_dict()
+    # A partial study (a killed run) is replaced by a complete, deterministic one.
+    optuna.delete_study(study_name="week", storage=url)
+    partial = optuna.create_study(
+        study_name="week", storage=url, directions=["minimize", "maximize"]
+    )
+    partial.set_user_attr("seed", 2)
+    partial.enqueue_trial({})
+    replaced = run_study_stored(frame, cfg, 3, 2, url, "week")
+    assert replaced.to_dict() == fresh.to_dict()
+    assert len(optuna.load_study(study_name="week", storage=url).trials) == 3

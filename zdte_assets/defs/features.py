@@ -4,32 +4,16 @@ Row t is computed from the LOOKBACK sessions before t (the `daily_bar` window en
 `session_open` of t, nothing else; the partition mapping makes that explicit in the asset graph.
 """
 
-import datetime as dt
-
 import dagster as dg
 import polars as pl
 
-from zdte_assets import calendar
+from zdte_assets import timing
+from zdte_assets.defs.jobs import step_priority
 from zdte_assets.defs.partitions import day_of
-from zdte_assets.features import LOOKBACK, feature_row_at_open
+from zdte_assets.features import LOOKBACK
+from zdte_assets.lifecycle import MissingHistoryError, feature_frame
 
-
-class MissingHistoryError(ValueError):
-    """Some session of a feature window has no stored bar."""
-
-
-def history_before(bars: pl.DataFrame, day: dt.date, sessions: int) -> pl.DataFrame:
-    """The `sessions` bars before `day`, or a one-line error naming the first missing session."""
-    expected = [calendar.previous_trading_day(day, n) for n in range(sessions, 0, -1)]
-    window = bars.filter(pl.col("date").is_in(expected)).sort("date")
-    if window.height != len(expected):
-        have = set(window["date"].to_list())
-        missing = [d for d in expected if d not in have]
-        raise MissingHistoryError(
-            f"features for {day} need daily_bar for the {sessions} sessions "
-            f"{expected[0]}..{expected[-1]}; missing {len(missing)}, first {missing[0]}"
-        )
-    return window
+__all__ = ["MissingHistoryError", "build_feature_assets"]
 
 
 def build_feature_assets(
@@ -37,6 +21,7 @@ def build_feature_assets(
 ) -> list[dg.AssetsDefinition]:
     @dg.asset(
         key=[ticker, "features"],
+        op_tags=step_priority("features"),
         group_name=ticker,
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
@@ -58,15 +43,12 @@ def build_feature_assets(
     def features(
         context: dg.AssetExecutionContext, daily_bar: pl.DataFrame, session_open: pl.DataFrame
     ) -> dg.Output[pl.DataFrame]:
-        rows = []
-        for key in context.partition_keys:
-            day = day_of(key)
-            opens = session_open.filter(pl.col("date") == day)
-            if opens.height != 1:
-                raise MissingHistoryError(f"features for {day} need session_open of {day}")
-            history = history_before(daily_bar, day, LOOKBACK)
-            rows.append(feature_row_at_open(history, day, float(opens["open"][0])))
-        frame = pl.concat(rows).sort("date")
+        opens = dict(
+            zip(session_open["date"].to_list(), session_open["open"].to_list(), strict=True)
+        )
+        days = [day_of(key) for key in context.partition_keys]
+        with timing.part("compute"):
+            frame = feature_frame(daily_bar, opens, days)
         return dg.Output(
             frame,
             metadata={

@@ -1,17 +1,39 @@
-"""Asset jobs per ticker, one per moment of the trading day (see `schedules`)."""
+"""Asset jobs per ticker, one per moment of the trading day (see `schedules`), plus the
+`session` job that the replay runs: every daily asset of one trading day in a single run."""
 
 from typing import Any
 
 import dagster as dg
 
+#: Daily assets each slot materializes, in the order the trading day needs them.
+SLOT_ASSETS: dict[str, tuple[str, ...]] = {
+    "morning": ("session_open", "features", "prediction"),
+    "evening": ("daily_bar", "prediction_outcome", "drift_report"),
+    "retrain": ("daily_model",),
+    "weekly": ("tuned_params",),
+}
+#: The replay's one run per trading day: the model for t (what the last retrain before t
+#: produced), then the morning, then the evening. Step priorities keep that order.
+SESSION_ASSETS: tuple[str, ...] = (
+    *SLOT_ASSETS["retrain"],
+    *SLOT_ASSETS["morning"],
+    *SLOT_ASSETS["evening"],
+)
+#: Step priority by slot inside a `session` run (higher runs first among ready steps).
+SLOT_PRIORITY = {"retrain": 2, "morning": 1, "evening": 0}
+
 
 def job_names(ticker: str) -> dict[str, str]:
-    return {
-        "morning": f"{ticker}_morning",
-        "evening": f"{ticker}_evening",
-        "retrain": f"{ticker}_retrain",
-        "weekly": f"{ticker}_weekly",
-    }
+    """Job name of each slot; the one place job names are spelled."""
+    return {slot: f"{ticker}_{slot}" for slot in (*SLOT_ASSETS, "session")}
+
+
+def step_priority(asset_name: str) -> dict[str, str]:
+    """`op_tags` that order a `session` run's steps as the schedules would."""
+    for slot, names in SLOT_ASSETS.items():
+        if asset_name in names and slot in SLOT_PRIORITY:
+            return {"dagster/priority": str(SLOT_PRIORITY[slot])}
+    return {}
 
 
 def build_jobs(
@@ -25,26 +47,35 @@ def build_jobs(
     return [
         dg.define_asset_job(
             names["morning"],
-            keys("session_open", "features", "prediction"),
+            keys(*SLOT_ASSETS["morning"]),
             partitions_def=days,
             description="09:30: the open, the feature row and the prediction of today.",
         ),
         dg.define_asset_job(
             names["evening"],
-            keys("daily_bar", "prediction_outcome", "drift_report"),
+            keys(*SLOT_ASSETS["evening"]),
             partitions_def=days,
             description="After the close: today's bar, the outcome of the morning call and the drift report.",
         ),
         dg.define_asset_job(
             names["retrain"],
-            keys("daily_model"),
+            keys(*SLOT_ASSETS["retrain"]),
             partitions_def=days,
             description="The model for a trading day, trained on everything before it.",
         ),
         dg.define_asset_job(
             names["weekly"],
-            keys("tuned_params"),
+            keys(*SLOT_ASSETS["weekly"]),
             partitions_def=weeks,
             description="The weekly re-optimization (also launched by the drift sensor).",
+        ),
+        dg.define_asset_job(
+            names["session"],
+            keys(*SESSION_ASSETS),
+            partitions_def=days,
+            description=(
+                "A whole trading day in one run (used by `zdte replay`): the day's model, the "
+                "morning prediction, then the evening bar, outcome and drift report."
+            ),
         ),
     ]

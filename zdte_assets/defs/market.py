@@ -8,6 +8,7 @@ import polars as pl
 
 from zdte_assets import calendar
 from zdte_assets.defs import checks
+from zdte_assets.defs.jobs import step_priority
 from zdte_assets.defs.partitions import day_of
 from zdte_assets.defs.resources import MarketDataResource
 from zdte_assets.market_data import MarketDataError
@@ -66,6 +67,7 @@ def build_market_assets(
 
     @dg.asset(
         key=[ticker, "session_open"],
+        op_tags=step_priority("session_open"),
         group_name=ticker,
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),

@@ -5,9 +5,7 @@ see (strictly before its day), record everything in MLflow and keep the models i
 Models never travel through the IO manager: the asset value is a JSON pointer to the registry.
 """
 
-import contextlib
 import datetime as dt
-import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -17,12 +15,13 @@ import dagster as dg
 import polars as pl
 
 import zdte_assets
-from zdte_assets import calendar, config, plots, training
+from zdte_assets import calendar, config, lifecycle, plots, timing, training
 from zdte_assets.config import STUDY_LOOKBACK_WEEKS
+from zdte_assets.defs.jobs import step_priority
 from zdte_assets.defs.partitions import day_of
 from zdte_assets.defs.resources import StoreResource
 from zdte_assets.defs.tracking import MODEL_REQUIREMENTS, MlflowTracking
-from zdte_assets.features import target_frame
+from zdte_assets.lifecycle import data_digest, labeled_rows, select_version
 
 #: Sessions of history a daily retrain may draw from (the largest train_window in the search space).
 MAX_TRAIN_SESSIONS = training.MAX_TRAIN_WINDOW
@@ -48,25 +47,6 @@ def optuna_storage() -> str:
     return f"sqlite:///{config.zdte_home() / 'optuna.db'}"
 
 
-def _drop_study(name: str, storage_url: str) -> None:
-    import optuna
-
-    with contextlib.suppress(KeyError):
-        optuna.delete_study(study_name=name, storage=storage_url)
-
-
-def labeled_rows(features: pl.DataFrame, daily_bar: pl.DataFrame, before: dt.date) -> pl.DataFrame:
-    """Feature rows joined with their realized target, for days strictly before `before`."""
-    targets = target_frame(daily_bar)
-    return (
-        features.join(targets, on="date", how="inner").filter(pl.col("date") < before).sort("date")
-    )
-
-
-def data_digest(frame: pl.DataFrame) -> str:
-    return hashlib.sha256(frame.write_csv().encode()).hexdigest()
-
-
 def _run_tags(context: dg.AssetExecutionContext, ticker: str, digest: str) -> dict[str, str]:
     return {
         "dagster.run_id": context.run.run_id,
@@ -89,14 +69,6 @@ def _week_as_of(week_key: str, as_of: str) -> dt.date:
     if not (calendar.previous_trading_day(monday) <= day <= sessions[-1]):
         raise dg.Failure(f"as_of {day} is not within week {week_key} (or its eve)")
     return day
-
-
-def select_version(versions: list[dict[str, Any]], day: dt.date) -> dict[str, Any] | None:
-    """The newest tuned version whose data ended before `day`: what was known that morning."""
-    known = [v for v in versions if dt.date.fromisoformat(v["as_of"]) < day]
-    # Ties (a triggered re-optimization and the next weekly run on the same data) go to the later
-    # week, deterministically; both saw the same rows.
-    return max(known, key=lambda v: (v["as_of"], v.get("week", ""))) if known else None
 
 
 def build_model_assets(
@@ -139,25 +111,44 @@ def build_model_assets(
     ) -> dg.Output[dict[str, Any]]:
         week = context.partition_key
         as_of = _week_as_of(week, config.as_of)
-        rows = labeled_rows(features, daily_bar, before=as_of + dt.timedelta(days=1))
+        rows = lifecycle.study_rows(features, daily_bar, day_of(week), as_of)
         cfg = training.WalkForwardConfig(
             train_days=config.train_days, test_days=config.test_days, n_windows=config.n_windows
         )
         digest = data_digest(rows)
-        study_name = f"zdte-{ticker}-{week}-asof-{as_of}"
+        study_name = lifecycle.study_name(ticker, day_of(week), as_of)
         storage_url = optuna_storage()
-        _drop_study(study_name, storage_url)  # re-materializing a week replaces its study
+        previous = _previous_versions(store, tuned_key, week)
+        settings = {"n_trials": config.n_trials, "seed": config.seed, **cfg.to_dict()}
+        same = next(
+            (
+                v
+                for v in previous
+                if v["as_of"] == as_of.isoformat()
+                and v.get("data_digest") == digest
+                and v.get("settings") == settings
+            ),
+            None,
+        )
+        if same is not None:
+            # A drift trigger on Friday and the Sunday schedule both study the coming week with
+            # data through Friday: the second finds the first's version (same rows, same
+            # settings, so the same result) and keeps it, with its MLflow run and stored study,
+            # instead of recomputing and replacing what Monday's model may already point to.
+            trigger = context.run.tags.get("zdte/trigger", "schedule")
+            return _tuned_output(ticker, week, previous, same, rows.height, trigger, reused=True)
         with mlflow.run(
             ticker, f"study {week} as of {as_of}", _run_tags(context, ticker, digest)
         ) as (run_id, log):
-            result = training.run_study(
-                rows,
-                cfg,
-                n_trials=config.n_trials,
-                seed=config.seed,
-                storage=storage_url,
-                study_name=study_name,
-            )
+            with timing.part("studies"):
+                result = training.run_study_stored(
+                    rows,
+                    cfg,
+                    n_trials=config.n_trials,
+                    seed=config.seed,
+                    storage=storage_url,
+                    study_name=study_name,
+                )
             summary = result.to_dict()
             chosen = summary["chosen"]
             log.params.update({f"chosen.{k}": v for k, v in chosen["params"].items()})
@@ -186,28 +177,29 @@ def build_model_assets(
             )
             log.tags["zdte.kind"] = "weekly_study"
             log.write_json("study.json", summary)
-            pareto = summary["pareto"]
-            idx = next(i for i, t in enumerate(pareto) if t["number"] == chosen["number"])
-            plots.pareto_front(
-                [t["rmse"] for t in pareto],
-                [t["accuracy"] for t in pareto],
-                idx,
-                result.naive_rmse,
-                result.base_rate,
-                log.artifact("pareto_front.png"),
-            )
-            wins = summary.get("validation", {})
-            if wins.get("actual"):
-                plots.predicted_vs_actual(
-                    wins["actual"],
-                    wins["predicted"],
-                    log.artifact("predicted_vs_actual.png"),
-                    "chosen trial, validation windows",
+            with timing.part("plots"):
+                pareto = summary["pareto"]
+                idx = next(i for i, t in enumerate(pareto) if t["number"] == chosen["number"])
+                plots.pareto_front(
+                    [t["rmse"] for t in pareto],
+                    [t["accuracy"] for t in pareto],
+                    idx,
+                    result.naive_rmse,
+                    result.base_rate,
+                    log.artifact("pareto_front.png"),
                 )
-            chosen_params = training.ModelParams.from_dict(chosen["params"])
-            model = training.fit_model(rows.tail(chosen_params.train_window), chosen_params)
-            names, gains = model.importance()
-            plots.feature_importance(names, gains, log.artifact("feature_importance.png"))
+                wins = summary.get("validation", {})
+                if wins.get("actual"):
+                    plots.predicted_vs_actual(
+                        wins["actual"],
+                        wins["predicted"],
+                        log.artifact("predicted_vs_actual.png"),
+                        "chosen trial, validation windows",
+                    )
+                chosen_params = training.ModelParams.from_dict(chosen["params"])
+                model = training.fit_model(rows.tail(chosen_params.train_window), chosen_params)
+                names, gains = model.importance()
+                plots.feature_importance(names, gains, log.artifact("feature_importance.png"))
             mlflow.log_dataset(run_id, rows, f"{ticker}-study-{week}", digest)
 
         version = {
@@ -232,32 +224,18 @@ def build_model_assets(
             "optuna_storage": storage_url if storage_url.startswith("sqlite") else "configured",
             "created_in_run": context.run.run_id,
             "trigger": context.run.tags.get("zdte/trigger", "schedule"),
+            "data_digest": digest,
+            "settings": settings,
         }
-        versions = [
-            v for v in _previous_versions(store, tuned_key, week) if v["as_of"] != version["as_of"]
-        ]
+        versions = [v for v in previous if v["as_of"] != version["as_of"]]
         versions = sorted([*versions, version], key=lambda v: v["as_of"])
-        return dg.Output(
-            {"ticker": ticker, "week": week, "versions": versions},
-            metadata={
-                "as_of": as_of.isoformat(),
-                # The drift sensor reads this to retrain after a triggered re-optimization.
-                "trigger": version["trigger"],
-                "rows": rows.height,
-                "val_rmse": chosen["rmse"],
-                "naive_rmse": result.naive_rmse,
-                "rmse_ratio": round(chosen["rmse"] / result.naive_rmse, 4),
-                "directional_accuracy": chosen["accuracy"],
-                "base_rate_up": result.base_rate,
-                "beats_naive": result.beats_naive,
-                "pareto_size": len(summary["pareto"]),
-                "mlflow_run_id": run_id,
-                "versions": len(versions),
-            },
+        return _tuned_output(
+            ticker, week, versions, version, rows.height, version["trigger"], reused=False
         )
 
     @dg.asset(
         key=[ticker, "daily_model"],
+        op_tags=step_priority("daily_model"),
         group_name=ticker,
         partitions_def=days,
         kinds={"lightgbm", "mlflow", "json"},
@@ -281,7 +259,7 @@ def build_model_assets(
         },
         description=(
             "The model used on day t: retrained on rows strictly before t with the tuned parameters "
-            "known at that moment; registered in MLflow (aliases challenger/champion)."
+            "known at that moment; registered in MLflow (alias challenger; champion once used)."
         ),
     )
     def daily_model(
@@ -306,7 +284,8 @@ def build_model_assets(
             run_id,
             log,
         ):
-            model = training.train_daily(rows, params, before=day)
+            with timing.part("training"):
+                model = training.train_daily(rows, params, before=day)
             train_rows = rows.tail(params.train_window)
             log.params.update({k: v for k, v in params.to_dict().items()})
             log.params.update(
@@ -329,8 +308,10 @@ def build_model_assets(
                 }
             )
             log.tags["zdte.kind"] = "daily_model"
+            # Importances as JSON, not a PNG: a plot per trading day cost more than the fit;
+            # the weekly study's run keeps the rendered plots.
             names, gains = model.importance()
-            plots.feature_importance(names, gains, log.artifact("feature_importance.png"))
+            log.write_json("feature_importance.json", dict(zip(names, gains, strict=True)))
             mlflow.log_dataset(run_id, train_rows, f"{ticker}-train-{day}", digest)
         with tempfile.TemporaryDirectory() as tmp:
             model_dir = Path(tmp) / "model"
@@ -342,13 +323,10 @@ def build_model_assets(
                 {"day": day.isoformat(), "dagster.run_id": context.run.run_id},
             )
         beats_naive = bool(tuned["beats_naive"])
+        # `champion` moves only when the morning prediction uses a version (see the prediction
+        # asset): a model superseded before its day (the Friday retrain of Monday's model,
+        # replaced after Sunday's study) is never promoted.
         mlflow.set_alias(ticker, "challenger", version)
-        champion = mlflow.alias_version(ticker, "champion")
-        promoted = beats_naive and (
-            champion is None or champion.tags.get("day", "") <= day.isoformat()
-        )
-        if promoted:
-            mlflow.set_alias(ticker, "champion", version)
         value = {
             "ticker": ticker,
             "day": day.isoformat(),
@@ -364,7 +342,6 @@ def build_model_assets(
             "shrinkage": model.shrinkage,
             "train_first": str(train_rows["date"][0]),
             "train_last": str(train_rows["date"][-1]),
-            "promoted_to_champion": promoted,
             "reference_errors": tuned.get("validation_errors", []),
             "reference_returns": train_rows["target"].to_list(),
         }
@@ -377,12 +354,41 @@ def build_model_assets(
                 "beats_naive": beats_naive,
                 "sigma": model.sigma,
                 "shrinkage": model.shrinkage,
-                "promoted_to_champion": promoted,
                 "mlflow_run_id": run_id,
             },
         )
 
     return [tuned_params, daily_model]
+
+
+def _tuned_output(
+    ticker: str,
+    week: str,
+    versions: list[dict[str, Any]],
+    version: dict[str, Any],
+    n_rows: int,
+    trigger: str,
+    reused: bool,
+) -> dg.Output[dict[str, Any]]:
+    return dg.Output(
+        {"ticker": ticker, "week": week, "versions": versions},
+        metadata={
+            "as_of": version["as_of"],
+            # The drift sensor reads these to retrain the next session with this version.
+            "trigger": trigger,
+            "reused_version": reused,
+            "rows": n_rows,
+            "val_rmse": version["rmse"],
+            "naive_rmse": version["naive_rmse"],
+            "rmse_ratio": round(version["rmse_ratio"], 4),
+            "directional_accuracy": version["accuracy"],
+            "base_rate_up": version["base_rate"],
+            "beats_naive": version["beats_naive"],
+            "pareto_size": len(version["pareto"]),
+            "mlflow_run_id": version["mlflow_run_id"],
+            "versions": len(versions),
+        },
+    )
 
 
 def save_mlflow_model(model: training.FittedModel, path: Path) -> None:

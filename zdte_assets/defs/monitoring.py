@@ -6,23 +6,17 @@ residuals); recent = the last sessions up to t. Statistics and trigger rules liv
 feature, and numeric values Dagster plots across partitions).
 """
 
-import datetime as dt
 from typing import Any
 
 import dagster as dg
-import numpy as np
 import polars as pl
 
-from zdte_assets import drift, evaluation
+from zdte_assets import drift, timing
 from zdte_assets.defs.model import MAX_TRAIN_SESSIONS
 from zdte_assets.defs.partitions import day_of
-from zdte_assets.features import feature_columns
-from zdte_assets.storage import json_safe
+from zdte_assets.lifecycle import MONITORING_CONFIG, build_drift_report
 
-#: The drift settings the platform runs with (see docs/monitoring.md for their false-alarm rates):
-#: the original RMSE and accuracy thresholds; data drift with KS at effective sample sizes, since
-#: plain KS flags moving-window features as drifted on most days of unchanged data.
-MONITORING_CONFIG = drift.DriftConfig(data_autocorr_adjust=True)
+__all__ = ["MONITORING_CONFIG", "build_monitoring_assets"]
 
 
 class DriftSettings(dg.Config):
@@ -36,61 +30,6 @@ class DriftSettings(dg.Config):
         base = MONITORING_CONFIG.to_dict()
         base.update(json.loads(self.overrides_json or "{}"))
         return drift.DriftConfig.from_dict(base)
-
-
-def build_drift_report(
-    day: dt.date,
-    features: pl.DataFrame,
-    outcomes: dict[str, dict[str, Any]],
-    model_info: dict[str, Any],
-    config: drift.DriftConfig,
-) -> dict[str, Any]:
-    """Compare the recent window ending on `day` with the model's own reference."""
-    train_first = dt.date.fromisoformat(model_info["train_first"])
-    train_last = dt.date.fromisoformat(model_info["train_last"])
-    ref = features.filter(pl.col("date").is_between(train_first, train_last)).sort("date")
-    cur = features.filter(pl.col("date") <= day).sort("date").tail(config.recent_window)
-    columns = [c for c in feature_columns() if c in features.columns]
-    feat = drift.feature_drift(ref, cur, columns=columns, config=config)
-
-    rows = sorted(
-        (v for v in outcomes.values() if v["date"] <= day.isoformat()), key=lambda v: v["date"]
-    )
-    realized = np.array([r["realized_return"] for r in rows], dtype=float)
-    predicted = np.array([r["predicted_return"] for r in rows], dtype=float)
-    ref_returns = np.asarray(model_info.get("reference_returns", []), dtype=float)
-    tgt = drift.target_drift(ref_returns, realized[-config.recent_window :], config=config)
-    ref_errors = np.asarray(model_info.get("reference_errors", []), dtype=float)
-    errors = realized - predicted
-    hits = evaluation.directional_hits(realized, predicted)
-    perf = drift.performance(
-        errors_recent=errors[-max(config.rmse_window, config.accuracy_window) :],
-        errors_reference=ref_errors,
-        hits_recent=hits[-config.accuracy_window :],
-        base_rate=evaluation.base_rate_up(ref_returns) if ref_returns.size else 0.5,
-        config=config,
-    )
-    triggers = drift.evaluate_triggers(
-        {"performance": perf, "feature_drift": feat, "target_drift": tgt}, config=config
-    )
-    return json_safe(
-        {
-            "date": day.isoformat(),
-            "model_version": model_info["model_version"],
-            "reference": {
-                "first": train_first.isoformat(),
-                "last": train_last.isoformat(),
-                "rows": ref.height,
-            },
-            "recent": {"sessions": cur.height, "outcomes": len(rows)},
-            "feature_drift": feat.to_dicts(),
-            "target_drift": tgt,
-            "performance": perf,
-            "triggers": [t.__dict__ for t in triggers],
-            "fired": [t.name for t in triggers if t.fired],
-            "config": config.to_dict(),
-        }
-    )
 
 
 def _feature_table(rows: list[dict[str, Any]]) -> str:
@@ -151,7 +90,8 @@ def build_monitoring_assets(
             if "date" not in prediction_outcome
             else {day.isoformat(): prediction_outcome}
         )
-        report = build_drift_report(day, features, outcomes, daily_model, config.to_config())
+        with timing.part("compute"):
+            report = build_drift_report(day, features, outcomes, daily_model, config.to_config())
         perf = report["performance"]
         md: dict[str, Any] = {
             "fired_triggers": ",".join(report["fired"]) or "none",

@@ -11,7 +11,8 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from zdte_assets import calendar, config, predictions
+from zdte_assets import calendar, config, predictions, timing
+from zdte_assets.defs.jobs import step_priority
 from zdte_assets.defs.model import load_model_dir
 from zdte_assets.defs.partitions import day_of
 from zdte_assets.defs.resources import StoreResource
@@ -48,6 +49,7 @@ def build_prediction_assets(
 ) -> list[dg.AssetsDefinition]:
     @dg.asset(
         key=[ticker, "prediction"],
+        op_tags=step_priority("prediction"),
         group_name=ticker,
         partitions_def=days,
         kinds={"json", "s3"},
@@ -72,21 +74,25 @@ def build_prediction_assets(
     ) -> dg.Output[dict[str, Any]]:
         day = day_of(context.partition_key)
         model = load_model_dir(_cached_model(mlflow, ticker, daily_model["model_version"]))
-        record = predictions.make_prediction(
-            ticker=ticker,
-            day=day,
-            open_price=float(session_open["open"][0]),
-            feature_row=features.filter(pl.col("date") == day),
-            model=model,
-            model_info=daily_model,
-            decision_config=config.to_config(),
-            expiries=ExpiryCalendar.from_env(),
-        )
-        s = store.store()
-        urls = predictions.publish(s, record)
+        with timing.part("compute"):
+            record = predictions.make_prediction(
+                ticker=ticker,
+                day=day,
+                open_price=float(session_open["open"][0]),
+                feature_row=features.filter(pl.col("date") == day),
+                model=model,
+                model_info=daily_model,
+                decision_config=config.to_config(),
+                expiries=ExpiryCalendar.from_env(),
+            )
+        with timing.part("storage"):
+            s = store.store()
+            urls = predictions.publish(s, record)
+        promoted = _promote_used_version(mlflow, ticker, daily_model, day.isoformat())
         return dg.Output(
             record,
             metadata={
+                "promoted_to_champion": promoted,
                 "action": record["action"],
                 "reason": record["reason"],
                 "open": record["open"],
@@ -121,9 +127,10 @@ def build_prediction_assets(
         if bar.height != 1:
             raise dg.Failure(f"prediction_outcome {day}: no daily_bar for {day}")
         prev_close = float(prev["close"][0]) if prev.height else None
-        outcome = predictions.make_outcome(
-            prediction, close=float(bar["close"][0]), prev_close=prev_close
-        )
+        with timing.part("compute"):
+            outcome = predictions.make_outcome(
+                prediction, close=float(bar["close"][0]), prev_close=prev_close
+            )
         return dg.Output(
             outcome,
             metadata={
@@ -134,6 +141,25 @@ def build_prediction_assets(
         )
 
     return [prediction, prediction_outcome]
+
+
+def promotion_due(beats_naive: bool, champion_day: str | None, day: str) -> bool:
+    """The version used on `day` becomes champion when its study beat naive and the current
+    champion is not from a later day (re-running an old day never demotes a newer one)."""
+    return beats_naive and (champion_day is None or champion_day <= day)
+
+
+def _promote_used_version(
+    mlflow: MlflowTracking, ticker: str, daily_model: dict[str, Any], day: str
+) -> bool:
+    if not daily_model.get("beats_naive"):
+        return False
+    champion = mlflow.alias_version(ticker, "champion")
+    champion_day = None if champion is None else champion.tags.get("day", "")
+    if not promotion_due(True, champion_day, day):
+        return False
+    mlflow.set_alias(ticker, "champion", str(daily_model["model_version"]))
+    return True
 
 
 def _cached_model(mlflow: MlflowTracking, ticker: str, version: str) -> Any:

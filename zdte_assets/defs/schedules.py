@@ -54,6 +54,12 @@ def retrain_requests(ticker: str, day: dt.date) -> list[dg.RunRequest] | dg.Skip
     return _session_request(ticker, "retrain", day, calendar.next_trading_day(day))
 
 
+def session_requests(ticker: str, day: dt.date) -> list[dg.RunRequest] | dg.SkipReason:
+    """The whole trading day in one run (`zdte replay`): what the retrain before `day`, the
+    morning and the evening slots materialize for `day`, in that order."""
+    return _session_request(ticker, "session", day, day)
+
+
 def weekly_requests(ticker: str, now: dt.date) -> list[dg.RunRequest] | dg.SkipReason:
     """Requests for the week starting the next Monday after `now` (or `now` itself on a Monday)."""
     monday = now + dt.timedelta(days=(7 - now.weekday()) % 7)

@@ -2,10 +2,13 @@
 
 Phase 1: a new `drift_report` materialization whose triggers fired, outside the cooldown, asks for
 `tuned_params` of the week of the next session with `as_of` = the report's day (data through that
-evening). Phase 2: once that re-optimization is materialized, it asks for the next session's
-`daily_model`, so the model used the next morning already carries the new parameters (one run
-cannot hold both: they are partitioned by week and by day). Run keys make each event fire once;
-the cursor (JSON) keeps the last storage ids seen and the day of the last firing.
+evening). Phase 2: once any new study version is materialized (triggered or the Sunday schedule),
+it asks for the `daily_model` of the session after the version's `as_of`, so the model used that
+morning already carries the new parameters (one run cannot hold both: they are partitioned by
+week and by day). Without phase 2 for the Sunday study, Monday would trade on the model the
+Friday 16:45 retrain fitted with last week's parameters. Run keys name the session and the data
+(`as_of`), so a triggered study and the scheduled one on the same data retrain once; the cursor
+(JSON) keeps the last storage ids seen and the day of the last firing.
 """
 
 import datetime as dt
@@ -23,6 +26,11 @@ from zdte_assets.defs.schedules import default_status
 def sessions_between(earlier: dt.date, later: dt.date) -> int:
     """Trading sessions after `earlier` up to and including `later`."""
     return len(calendar.trading_days(earlier + dt.timedelta(days=1), later))
+
+
+def retrain_run_key(ticker: str, day: dt.date, as_of: dt.date) -> str:
+    """One retrain of `day` per study data cut, whichever study (scheduled or triggered) asks."""
+    return f"{ticker}-retrain-{day}-asof-{as_of}"
 
 
 def _meta(record: Any, name: str, default: Any = None) -> Any:
@@ -113,23 +121,21 @@ def evaluate_drift(
     for rec in t_records:
         cursor["tuned_id"] = max(int(cursor.get("tuned_id") or 0), rec.storage_id)
         trigger = str(_meta(rec, "trigger", "schedule"))
-        if trigger == "schedule":
-            continue
         as_of = dt.date.fromisoformat(str(_meta(rec, "as_of")))
         nxt = calendar.next_trading_day(as_of)
         requests.append(
             dg.RunRequest(
-                run_key=f"{ticker}-retrain-after-reopt-{as_of}",
+                run_key=retrain_run_key(ticker, nxt, as_of),
                 job_name=names["retrain"],
                 partition_key=nxt.isoformat(),
                 tags={
                     "zdte/trigger": trigger,
-                    "zdte/slot": "retrain-after-reoptimization",
+                    "zdte/slot": "retrain-after-study",
                     "zdte/ticker": ticker,
                 },
             )
         )
-        notes.append(f"re-optimization as of {as_of} is in; retraining the model for {nxt}")
+        notes.append(f"study as of {as_of} ({trigger}) is in; retraining the model for {nxt}")
     return requests, cursor, notes
 
 
@@ -142,7 +148,7 @@ def build_sensors(ticker: str, jobs: list[Any]) -> list[dg.SensorDefinition]:
         jobs=targets,
         minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus(default_status().value),
-        description="Re-optimizes when a drift report fires a trigger (with a cooldown), then retrains.",
+        description="Re-optimizes when a drift report fires a trigger (with a cooldown); retrains after every new study.",
     )
     def drift_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         cursor = json.loads(context.cursor) if context.cursor else {}

@@ -8,23 +8,38 @@ registry aliases; so this wraps `MlflowClient` in a `ConfigurableResource` inste
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import dagster as dg
 import polars as pl
 
-from zdte_assets import config
+from zdte_assets import config, timing
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 #: Requirements written next to each model, so logging does not spend seconds inferring them.
 MODEL_REQUIREMENTS = ["lightgbm>=4.6,<5", "numpy", "polars"]
+
+
+def _timed(method: Callable[P, R]) -> Callable[P, R]:
+    """Count a tracking call under the "mlflow" part of `zdte_assets.timing`."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with timing.part("mlflow"):
+            return method(*args, **kwargs)
+
+    return wrapper
 
 
 class TrackingError(RuntimeError):
@@ -109,28 +124,32 @@ class MlflowTracking(dg.ConfigurableResource):  # type: ignore[type-arg]
     @contextlib.contextmanager
     def run(self, ticker: str, run_name: str, tags: dict[str, str]) -> Iterator[tuple[str, RunLog]]:
         """An MLflow run that is FINISHED when the block succeeds and FAILED when it raises."""
-        from mlflow.entities import Metric, Param, RunTag
+        with timing.part("mlflow"):
+            from mlflow.entities import Metric, Param, RunTag
 
-        client = self.client()
-        run = client.create_run(self.experiment_id(client, ticker), run_name=run_name, tags=tags)
+            client = self.client()
+            experiment = self.experiment_id(client, ticker)
+            run = client.create_run(experiment, run_name=run_name, tags=tags)
         run_id = run.info.run_id
         log = RunLog()
         try:
             yield run_id, log
-            stamp = run.info.start_time
-            client.log_batch(
-                run_id,
-                metrics=[Metric(k, float(v), stamp, 0) for k, v in sorted(log.metrics.items())],
-                params=[Param(k, str(v)[:6000]) for k, v in sorted(log.params.items())],
-                tags=[RunTag(k, str(v)) for k, v in sorted(log.tags.items())],
-            )
-            if any(log.artifact_dir.iterdir()):
-                client.log_artifacts(run_id, str(log.artifact_dir))
-            client.set_terminated(run_id, "FINISHED")
+            with timing.part("mlflow"):
+                stamp = run.info.start_time
+                client.log_batch(
+                    run_id,
+                    metrics=[Metric(k, float(v), stamp, 0) for k, v in sorted(log.metrics.items())],
+                    params=[Param(k, str(v)[:6000]) for k, v in sorted(log.params.items())],
+                    tags=[RunTag(k, str(v)) for k, v in sorted(log.tags.items())],
+                )
+                if any(log.artifact_dir.iterdir()):
+                    client.log_artifacts(run_id, str(log.artifact_dir))
+                client.set_terminated(run_id, "FINISHED")
         except BaseException:
             client.set_terminated(run_id, "FAILED")
             raise
 
+    @_timed
     def log_dataset(
         self, run_id: str, frame: Any, name: str, digest: str, context: str = "training"
     ) -> None:
@@ -151,6 +170,7 @@ class MlflowTracking(dg.ConfigurableResource):  # type: ignore[type-arg]
             run_id, datasets=[DatasetInput(entity, tags=[InputTag("mlflow.data.context", context)])]
         )
 
+    @_timed
     def register(self, ticker: str, run_id: str, model_dir: Path, tags: dict[str, str]) -> str:
         """Log `model_dir` (an MLflow model directory) under the run and register it; returns the version."""
         client = self.client()
@@ -162,15 +182,18 @@ class MlflowTracking(dg.ConfigurableResource):  # type: ignore[type-arg]
         version = client.create_model_version(name, source=source, run_id=run_id, tags=tags)
         return str(version.version)
 
+    @_timed
     def set_alias(self, ticker: str, alias: str, version: str) -> None:
         self.client().set_registered_model_alias(registered_model_name(ticker), alias, version)
 
+    @_timed
     def alias_version(self, ticker: str, alias: str) -> Any | None:
         try:
             return self.client().get_model_version_by_alias(registered_model_name(ticker), alias)
         except Exception:
             return None
 
+    @_timed
     def download_model(self, ticker: str, version: str, dest: Path) -> Path:
         """Download a registered version's model directory (used by the prediction)."""
         client = self.client()

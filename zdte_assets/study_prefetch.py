@@ -1,0 +1,90 @@
+"""Weekly studies computed ahead, on a second core, for a replay.
+
+A scheduled study of the week of Monday W uses only the rows through the session before W, so a
+replay, which knows every bar in advance, can compute it while the first core is still replaying
+the week before. The worker derives the rows from the source with the same domain functions the
+assets use (`zdte_assets.lifecycle`) and stores the study in the configured Optuna storage under
+the name the `tuned_params` asset uses. When that asset runs, `training.run_study_stored` finds a
+finished study whose data fingerprint equals the fingerprint of the rows the asset itself loaded,
+and reuses it; if anything differs (other rows, other settings), the fingerprint differs and the
+asset computes the study itself. Causality therefore never depends on this module: it can only
+save time. Drift-triggered studies depend on the evening's report and are never prefetched.
+Nothing here imports Dagster.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from zdte_assets import lifecycle, training
+from zdte_assets.market_data import source_from_settings
+
+
+@dataclass(frozen=True)
+class StudyJob:
+    """One scheduled weekly study: which rows (source, ticker, week) and which settings."""
+
+    source_kind: str
+    source_path: str | None
+    ticker: str
+    monday: dt.date
+    first_feature_day: dt.date
+    n_trials: int
+    seed: int
+    storage: str | None
+
+    @property
+    def as_of(self) -> dt.date:
+        return lifecycle.week_as_of(self.monday)
+
+    @property
+    def study_name(self) -> str:
+        return lifecycle.study_name(self.ticker, self.monday, self.as_of)
+
+
+_features: dict[tuple[str, str | None, str], dict[dt.date, pl.DataFrame]] = {}
+
+
+def study_rows_from_source(job: StudyJob) -> pl.DataFrame:
+    """The labeled rows the `tuned_params` asset loads for `job`, built from the source."""
+    source = source_from_settings(job.source_kind, job.source_path)
+    start = lifecycle.study_window_start(job.monday)
+    first = max(start, job.first_feature_day)
+    history_start = min(first, job.first_feature_day) - dt.timedelta(days=200)
+    bars = source.bars(job.ticker, history_start, job.as_of)
+    days = [d for d in bars["date"].to_list() if first <= d <= job.as_of]
+    cache = _features.setdefault((job.source_kind, job.source_path, job.ticker), {})
+    todo = [d for d in days if d not in cache]
+    if todo:
+        opens = dict(zip(bars["date"].to_list(), bars["open"].to_list(), strict=True))
+        frame = lifecycle.feature_frame(bars, opens, todo)
+        for row in frame.iter_slices(1):
+            cache[row["date"][0]] = row
+    features = pl.concat([cache[d] for d in days], how="vertical_relaxed")
+    return lifecycle.study_rows(features, bars, job.monday, job.as_of)
+
+
+def run_job(job: StudyJob) -> tuple[float, dict[str, Any]]:
+    """Compute (and store, given a storage) `job`'s study: the seconds it took and the result
+    as `StudyResult.to_dict()` (run in a worker process)."""
+    start = time.perf_counter()
+    rows = study_rows_from_source(job)
+    cfg = training.WalkForwardConfig()
+    if job.storage is None:
+        result = training.run_study(rows, cfg, n_trials=job.n_trials, seed=job.seed)
+    else:
+        result = training.run_study_stored(
+            rows, cfg, job.n_trials, job.seed, job.storage, job.study_name
+        )
+    return time.perf_counter() - start, result.to_dict()
+
+
+def worker_init() -> None:
+    """One thread per worker: the two cores are the main process's and this one's."""
+    os.environ["OMP_NUM_THREADS"] = "1"
