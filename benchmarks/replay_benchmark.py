@@ -3,10 +3,11 @@
     .venv/bin/python -m benchmarks.replay_benchmark --start 2024-01-02 --end 2024-12-30 [--trials 24]
 
 Runs `zdte replay` in a temporary ZDTE_HOME (fresh Dagster instance, MLflow and Optuna stores),
-then the same domain computations in a plain Python loop (no Dagster, no MLflow, no storage):
-per week the study, per replayed day the feature row, the daily model, the prediction record
-and the outcome, plus one extra study per drift re-optimization the replay triggered. The ratio
-wall(replay) / wall(plain loop) is the overhead.
+then `plain_loop`: the same domain computations (`zdte_assets.lifecycle` and friends, in the same
+order) without Dagster, MLflow or storage, with the same parallelism (scheduled weekly studies
+ahead in one worker process, drift-triggered studies inline on the days the replay triggered
+them). The ratio wall(replay) / wall(plain loop) is the overhead. Peak RSS of the replay's
+process (and of its study worker) is read from the kernel after each part.
 """
 
 from __future__ import annotations
@@ -14,68 +15,166 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import multiprocessing
 import os
 import platform
+import resource
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
 
+@dataclass
+class PlainResult:
+    """What the plain loop computed: one prediction record per day, and its wall time."""
+
+    seconds: float
+    predictions: list[dict[str, Any]] = field(default_factory=list)
+    studies: int = 0
+
+
 def plain_loop(
-    start: dt.date, end: dt.date, n_trials: int, extra_studies: int
-) -> tuple[float, int]:
-    from zdte_assets import calendar, training
-    from zdte_assets.config import STUDY_LOOKBACK_WEEKS
+    ticker: str,
+    start: dt.date,
+    end: dt.date,
+    n_trials: int,
+    reopt_days: list[dt.date],
+    source_kind: str = "sample",
+    source_path: str | None = None,
+    parallel: bool = True,
+) -> PlainResult:
+    """The replay's computations for `ticker` over `start..end`, in a plain Python loop.
+
+    The replay's day order: the week's scheduled study before its first session; per day the
+    model (rows before the day, newest study whose data ended before it), the feature row at the
+    open, the prediction, the outcome and the drift report; a study as of the evening on each
+    of `reopt_days`.
+    """
+    from zdte_assets import calendar, lifecycle, training
     from zdte_assets.expiries import ExpiryCalendar
-    from zdte_assets.features import feature_row_at_open, training_frame
-    from zdte_assets.market_data import SampleSource
+    from zdte_assets.features import LOOKBACK
+    from zdte_assets.market_data import source_from_settings
     from zdte_assets.predictions import make_outcome, make_prediction
     from zdte_assets.pricing import DecisionConfig
+    from zdte_assets.replay import ReplayOptions, plan_range
+    from zdte_assets.study_prefetch import StudyJob, run_job, worker_init
 
     t0 = time.perf_counter()
-    bars = SampleSource().bars("AAPL", dt.date(2019, 1, 2), end)
-    labeled = training_frame(bars)
-    days = [d for d in calendar.trading_days(start, end) if d in set(bars["date"].to_list())]
-    params_by_week: dict[dt.date, tuple[training.ModelParams, bool]] = {}
-    studies = 0
-    for day in days:
-        week = calendar.week_start(day)
-        if week not in params_by_week:
-            rows = labeled.filter(pl.col("date") < week).tail(STUDY_LOOKBACK_WEEKS * 5)
-            res = training.run_study(rows, training.WalkForwardConfig(), n_trials=n_trials, seed=0)
-            params_by_week[week] = (res.params, res.beats_naive)
-            studies += 1
-        params, beats = params_by_week[week]
-        model = training.train_daily(labeled, params, before=day)
-        history = bars.filter(pl.col("date") < day)
-        bar = bars.filter(pl.col("date") == day)
-        row = feature_row_at_open(history, day, float(bar["open"][0]))
-        info = {
-            "model_version": "0",
-            "model_uri": "",
-            "mlflow_run_id": "",
-            "tuned_run_id": "",
-            "tuned_as_of": "",
-            "train_last": "",
-            "beats_naive": beats,
-        }
-        record = make_prediction(
-            ticker="AAPL",
-            day=day,
-            open_price=float(bar["open"][0]),
-            feature_row=row,
-            model=model,
-            model_info=info,
-            decision_config=DecisionConfig(),
-            expiries=ExpiryCalendar.defaults(),
+    source = source_from_settings(source_kind, source_path)
+    opts = ReplayOptions(ticker=ticker, start=start, end=end, output=Path("."))
+    days, warm = plan_range(source, opts)
+    bars = source.bars(ticker, warm, days[-1])
+    opens = dict(zip(bars["date"].to_list(), bars["open"].to_list(), strict=True))
+    closes = dict(zip(bars["date"].to_list(), bars["close"].to_list(), strict=True))
+    feat_start = calendar.next_trading_day(warm, LOOKBACK)
+    prev = calendar.previous_trading_day(days[0])
+    history = [d for d in bars["date"].to_list() if feat_start <= d <= prev]
+    features = lifecycle.feature_frame(bars, opens, history)
+
+    mondays = sorted({calendar.week_start(d) for d in days})
+    jobs = [
+        StudyJob(source_kind, source_path, ticker, m, feat_start, n_trials, 0, None)
+        for m in mondays
+    ]
+    pool = (
+        ProcessPoolExecutor(1, multiprocessing.get_context("spawn"), initializer=worker_init)
+        if parallel
+        else None
+    )
+    pending = {j.monday: pool.submit(run_job, j) for j in jobs} if pool else {}
+    versions: list[dict[str, Any]] = []
+    outcomes: dict[str, dict[str, Any]] = {}
+    out = PlainResult(seconds=0.0)
+
+    def add_version(monday: dt.date, as_of: dt.date, result: dict[str, Any]) -> None:
+        chosen = result["chosen"]
+        wins = result.get("validation", {})
+        versions.append(
+            {
+                "week": monday.isoformat(),
+                "as_of": as_of.isoformat(),
+                "params": chosen["params"],
+                "beats_naive": result["beats_naive"],
+                "validation_errors": [
+                    a - p
+                    for a, p in zip(wins.get("actual", []), wins.get("predicted", []), strict=True)
+                ],
+            }
         )
-        make_outcome(record, close=float(bar["close"][0]), prev_close=float(history["close"][-1]))
-    rows = labeled.filter(pl.col("date") < days[-1]).tail(STUDY_LOOKBACK_WEEKS * 5)
-    for _ in range(extra_studies):
-        training.run_study(rows, training.WalkForwardConfig(), n_trials=n_trials, seed=0)
-    return time.perf_counter() - t0, studies + extra_studies
+        out.studies += 1
+
+    try:
+        for i, day in enumerate(days):
+            monday = calendar.week_start(day)
+            if i == 0 or monday != calendar.week_start(days[i - 1]):
+                job = next(j for j in jobs if j.monday == monday)
+                done: tuple[float, dict[str, Any]] = (
+                    pending.pop(monday).result() if pool else run_job(job)
+                )
+                add_version(monday, job.as_of, done[1])
+            tuned = lifecycle.select_version(versions, day)
+            assert tuned is not None
+            params = training.ModelParams.from_dict(tuned["params"])
+            rows = lifecycle.labeled_rows(features, bars, before=day)
+            model = training.train_daily(rows, params, before=day)
+            train_rows = rows.tail(params.train_window)
+            info = {
+                "model_version": "0",
+                "model_uri": "",
+                "mlflow_run_id": "",
+                "tuned_run_id": "",
+                "tuned_as_of": tuned["as_of"],
+                "train_first": str(train_rows["date"][0]),
+                "train_last": str(train_rows["date"][-1]),
+                "beats_naive": bool(tuned["beats_naive"]),
+                "reference_errors": tuned["validation_errors"],
+                "reference_returns": train_rows["target"].to_list(),
+            }
+            features = pl.concat(
+                [features, lifecycle.feature_frame(bars, opens, [day])], how="vertical_relaxed"
+            )
+            record = make_prediction(
+                ticker=ticker,
+                day=day,
+                open_price=float(opens[day]),
+                feature_row=features.filter(pl.col("date") == day),
+                model=model,
+                model_info=info,
+                decision_config=DecisionConfig(),
+                expiries=ExpiryCalendar.from_env(),
+            )
+            out.predictions.append(record)
+            before = calendar.previous_trading_day(day)
+            prev_close = closes.get(before)
+            outcomes[day.isoformat()] = make_outcome(
+                record,
+                close=float(closes[day]),
+                prev_close=None if prev_close is None else float(prev_close),
+            )
+            lifecycle.build_drift_report(
+                day, features.tail(121), outcomes, info, lifecycle.MONITORING_CONFIG
+            )
+            if day in reopt_days:
+                nxt = calendar.week_start(calendar.next_trading_day(day))
+                rows = lifecycle.study_rows(features, bars, nxt, day)
+                study = training.run_study(
+                    rows, training.WalkForwardConfig(), n_trials=n_trials, seed=0
+                )
+                add_version(nxt, day, study.to_dict())
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+def _peak_rss_mib(who: int) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024
 
 
 def main() -> None:
@@ -105,20 +204,26 @@ def main() -> None:
         )
     )
     replay_wall = time.perf_counter() - t0
-    loop_wall, studies = plain_loop(
-        start, end, args.trials, report["lifecycle"]["reoptimizations_triggered"]
-    )
+    replay_rss = _peak_rss_mib(resource.RUSAGE_SELF)
+    worker_rss = _peak_rss_mib(resource.RUSAGE_CHILDREN)
+    reopt = [dt.date.fromisoformat(d) for d in report["lifecycle"]["reoptimization_days"]]
+    plain = plain_loop("AAPL", start, end, args.trials, reopt)
+    timing = report["timing"]
     out = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "range": f"{report['start']}..{report['end']}",
         "trading_days": report["trading_days"],
         "replay_wall_seconds": round(replay_wall, 1),
-        "replay_cpu_seconds": round(report["timing"]["compute_seconds"], 1),
-        "plain_loop_wall_seconds": round(loop_wall, 1),
-        "overhead_ratio": round(replay_wall / loop_wall, 2),
-        "studies": studies,
+        "replay_cpu_seconds_main_process": round(timing["compute_seconds"], 1),
+        "plain_loop_wall_seconds": round(plain.seconds, 1),
+        "overhead_ratio": round(replay_wall / plain.seconds, 2),
+        "studies": plain.studies,
         "dagster_runs": report["lifecycle"]["dagster_runs"],
         "seconds_per_trading_day": round(replay_wall / report["trading_days"], 2),
+        "replay_peak_rss_mib": round(replay_rss, 0),
+        "study_worker_peak_rss_mib": round(worker_rss, 0),
+        "by_part_seconds": {k: round(v, 1) for k, v in sorted(timing["by_part"].items())},
+        "runs_by_slot_seconds": {k: round(v, 1) for k, v in timing["runs_by_slot"].items()},
     }
     print(json.dumps(out, indent=2))
 
