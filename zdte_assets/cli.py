@@ -127,6 +127,22 @@ def _fmt(x: Any, fmt: str = ".4g") -> str:
     return "n/a" if x is None else format(x, fmt)
 
 
+def where_the_time_went(timing: dict[str, Any]) -> str:
+    """One line per part of the replay's wall time, largest first (see `zdte_assets.timing`)."""
+    parts = timing["by_part"]
+    wall = float(timing["wall_seconds"])
+    main = {k: v for k, v in parts.items() if k != "studies_ahead_second_core" and v >= 0.05}
+    lines = [f"where the time went ({wall:.1f} s wall):"]
+    for name, seconds in sorted(main.items(), key=lambda kv: -kv[1]):
+        lines.append(f"  {name.replace('_', ' '):<28}{seconds:8.1f} s  {seconds / wall:6.1%}")
+    ahead = parts.get("studies_ahead_second_core", 0.0)
+    if ahead:
+        lines.append(f"  {'(studies ahead, 2nd core)':<28}{ahead:8.1f} s")
+    plain = float(timing["plain_equivalent_seconds"])
+    lines.append(f"  a plain loop would spend {plain:.1f} s of this on the same computations")
+    return "\n".join(lines)
+
+
 def _print_summary(result: dict[str, Any], out: Path) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -158,6 +174,7 @@ def _print_summary(result: dict[str, Any], out: Path) -> None:
     for k, v in rows:
         table.add_row(k, v)
     Console().print(table)
+    print(where_the_time_went(result["timing"]))
     print(f"report: {out / 'report.md'} (also report.json, predictions.parquet and PNG plots)")
     print(
         f"Dagster UI on this history: python3 run.py zdte ui  (instance {result['dagster_home']})"

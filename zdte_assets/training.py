@@ -354,11 +354,19 @@ def select_features(
     keep the earlier column. Returns names in column order.
     """
     names = list(candidates)
+    if min(params.n_features, len(names)) >= len(names):
+        return names
+    kept = _select_columns(_matrix(train, names), _target(train), names, params)
+    return [names[i] for i in kept]
+
+
+def _select_columns(
+    x: np.ndarray, y: np.ndarray, names: Sequence[str], params: ModelParams
+) -> list[int]:
+    """`select_features` on a prebuilt matrix: the indices of the kept columns, in order."""
     keep_n = min(params.n_features, len(names))
     if keep_n >= len(names):
-        return names
-    x = _matrix(train, names)
-    y = _target(train)
+        return list(range(len(names)))
     surplus = len(names) - keep_n
     schedule = [keep_n + surplus // 2, keep_n] if surplus >= 2 else [keep_n]
     kept = list(range(len(names)))
@@ -370,15 +378,17 @@ def select_features(
         splits = booster.feature_importance(importance_type="split")
         order = sorted(range(len(kept)), key=lambda j: (-gain[j], -splits[j], j))
         kept = sorted(kept[j] for j in order[:size])
-    return [names[i] for i in kept]
+    return kept
 
 
 def _fit_core(
-    train: pl.DataFrame, candidates: Sequence[str], params: ModelParams
-) -> tuple[lgb.Booster, list[str]]:
-    selected = select_features(train, candidates, params)
-    booster = _train_booster(_matrix(train, selected), _target(train), selected, params)
-    return booster, selected
+    x: np.ndarray, y: np.ndarray, names: Sequence[str], params: ModelParams
+) -> tuple[lgb.Booster, list[int]]:
+    """Elimination then the final booster, on rows of a matrix built once per `fit_model`:
+    converting polars columns for every inner fit cost about as much as the small fits."""
+    kept = _select_columns(x, y, names, params)
+    booster = _train_booster(x[:, kept], y, [names[i] for i in kept], params)
+    return booster, kept
 
 
 def inner_blocks(n_rows: int) -> list[tuple[int, int]]:
@@ -584,11 +594,11 @@ def fit_model(train: pl.DataFrame, params: ModelParams) -> FittedModel:
     if not candidates:
         raise ValueError("training frame has no numeric feature columns")
 
+    x = _matrix(train, candidates)
     oos_pred, oos_actual = [], []
     for start, end in inner_blocks(n):
-        booster, selected = _fit_core(train.slice(0, start), candidates, params)
-        block = train.slice(start, end - start)
-        oos_pred.append(_predict(booster, _matrix(block, selected)))
+        booster, kept = _fit_core(x[:start], y[:start], candidates, params)
+        oos_pred.append(_predict(booster, x[start:end][:, kept]))
         oos_actual.append(y[start:end])
     pred = np.concatenate(oos_pred)
     actual = np.concatenate(oos_actual)
@@ -599,7 +609,8 @@ def fit_model(train: pl.DataFrame, params: ModelParams) -> FittedModel:
     spread = robust_spread(y)
     sigma = max(sigma_oos, SIGMA_FLOOR_FRACTION * spread, 1e-12)
 
-    booster, selected = _fit_core(train, candidates, params)
+    booster, kept = _fit_core(x, y, candidates, params)
+    selected = [candidates[i] for i in kept]
     dates = train.get_column(DATE)
     diagnostics = {
         "n_train_rows": n,

@@ -252,17 +252,22 @@ def test_selection_only_ever_sees_each_window_training_rows(
     frame = make_frame(100, seed=4)
     cfg = WalkForwardConfig()
     log: list[tuple[str, set[dt.date]]] = []
-    real_select, real_fit = training.select_features, training.fit_model
+    real_select, real_fit = training._select_columns, training.fit_model
+    # Selection works on a matrix built once per fit; its rows are told apart by their targets
+    # (continuous, so unique), which name the dates the selection saw.
+    date_of = dict(zip(frame["target"].to_list(), frame["date"].to_list(), strict=True))
+    assert len(date_of) == frame.height
 
-    def spy_select(train: pl.DataFrame, *args: object, **kwargs: object) -> list[str]:
-        log.append(("select", set(train.get_column("date").to_list())))
-        return real_select(train, *args, **kwargs)  # type: ignore[arg-type]
+    def spy_select(x: np.ndarray, y: np.ndarray, *args: object, **kwargs: object) -> list[int]:
+        assert x.shape[0] == y.shape[0]
+        log.append(("select", {date_of[float(v)] for v in y}))
+        return real_select(x, y, *args, **kwargs)  # type: ignore[arg-type]
 
     def spy_fit(train: pl.DataFrame, params: ModelParams) -> FittedModel:
         log.append(("fit", set(train.get_column("date").to_list())))
         return real_fit(train, params)
 
-    monkeypatch.setattr(training, "select_features", spy_select)
+    monkeypatch.setattr(training, "_select_columns", spy_select)
     monkeypatch.setattr(training, "fit_model", spy_fit)
     evaluate_walk_forward(frame, cfg, ModelParams(n_features=3, train_window=train_window))
 

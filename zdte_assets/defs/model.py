@@ -322,6 +322,7 @@ def build_model_assets(
                 model_dir,
                 {"day": day.isoformat(), "dagster.run_id": context.run.run_id},
             )
+            mlflow.seed_model_cache(ticker, version, model_dir)
         beats_naive = bool(tuned["beats_naive"])
         # `champion` moves only when the morning prediction uses a version (see the prediction
         # asset): a model superseded before its day (the Friday retrain of Monday's model,

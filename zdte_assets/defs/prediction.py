@@ -11,7 +11,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from zdte_assets import calendar, config, predictions, timing
+from zdte_assets import calendar, predictions, timing
 from zdte_assets.defs.jobs import step_priority
 from zdte_assets.defs.model import load_model_dir
 from zdte_assets.defs.partitions import day_of
@@ -73,7 +73,7 @@ def build_prediction_assets(
         daily_model: dict[str, Any],
     ) -> dg.Output[dict[str, Any]]:
         day = day_of(context.partition_key)
-        model = load_model_dir(_cached_model(mlflow, ticker, daily_model["model_version"]))
+        model = load_model_dir(mlflow.cached_model(ticker, str(daily_model["model_version"])))
         with timing.part("compute"):
             record = predictions.make_prediction(
                 ticker=ticker,
@@ -160,11 +160,3 @@ def _promote_used_version(
         return False
     mlflow.set_alias(ticker, "champion", str(daily_model["model_version"]))
     return True
-
-
-def _cached_model(mlflow: MlflowTracking, ticker: str, version: str) -> Any:
-    """Registry versions are immutable, so a local copy per version is safe to reuse."""
-    dest = config.zdte_home() / "model_cache" / ticker / str(version)
-    if not (dest / "model" / "zdte").exists():
-        mlflow.download_model(ticker, str(version), dest)
-    return dest / "model"

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import os
+import shutil
 import tempfile
 import urllib.error
 import urllib.request
@@ -192,6 +194,36 @@ class MlflowTracking(dg.ConfigurableResource):  # type: ignore[type-arg]
             return self.client().get_model_version_by_alias(registered_model_name(ticker), alias)
         except Exception:
             return None
+
+    def model_cache_dir(self, ticker: str, version: str) -> Path:
+        """Where a registered version's model directory is kept locally (per tracking store:
+        version numbers of two stores must not meet in one cache)."""
+        store = hashlib.sha256(self.uri().encode()).hexdigest()[:12]
+        return config.zdte_home() / "model_cache" / store / ticker.upper() / str(version)
+
+    def cached_model(self, ticker: str, version: str) -> Path:
+        """The model directory of a registered version; registry versions are immutable, so
+        one local copy per version is safe to reuse."""
+        dest = self.model_cache_dir(ticker, version)
+        if not (dest / "model" / "zdte").exists():
+            self.download_model(ticker, str(version), dest)
+        return dest / "model"
+
+    def seed_model_cache(self, ticker: str, version: str, model_dir: Path) -> None:
+        """Keep the directory just registered as `version`, so the morning's prediction does
+        not download what this process wrote a moment ago. Atomic: a rename of a full copy."""
+        dest = self.model_cache_dir(ticker, version)
+        if (dest / "model" / "zdte").exists():
+            return
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=dest.parent))
+        try:
+            shutil.copytree(model_dir, tmp / "model")
+            tmp.rename(dest)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not (dest / "model" / "zdte").exists():
+                raise
 
     @_timed
     def download_model(self, ticker: str, version: str, dest: Path) -> Path:
