@@ -172,6 +172,17 @@ class _Prefetch:
         except Exception:
             self.failed += 1
 
+    def worker_peak_rss_mib(self) -> float:
+        """The worker's peak memory, asked of the worker itself (0.0 without a worker)."""
+        if self.pool is None:
+            return 0.0
+        from zdte_assets import timing
+
+        try:
+            return float(self.pool.submit(timing.peak_rss_mib).result(timeout=30))
+        except Exception:
+            return 0.0
+
     def close(self) -> None:
         if self.pool is not None:
             for future in self.futures.values():
@@ -187,7 +198,7 @@ def run_replay(opts: ReplayOptions) -> dict[str, Any]:
     source = source_from_settings(opts.source_kind, opts.source_path)
     days, warm = plan_range(source, opts)
 
-    from zdte_assets import report, study_prefetch
+    from zdte_assets import report, study_prefetch, timing
 
     store_dir = _prepare_output(opts.output)
     feat_start = calendar.next_trading_day(warm, LOOKBACK)
@@ -210,8 +221,10 @@ def run_replay(opts: ReplayOptions) -> dict[str, Any]:
     )
     try:
         result = _replay(opts, ticker, source.name, days, warm, store_dir, prefetch, t_wall)
+        result["timing"]["study_worker_peak_rss_mib"] = prefetch.worker_peak_rss_mib()
     finally:
         prefetch.close()
+    result["timing"]["peak_rss_mib"] = timing.peak_rss_mib()
     result["timing"]["compute_seconds"] = time.process_time() - t_cpu
     result["timing"]["wall_seconds"] = time.perf_counter() - t_wall
     result["timing"]["by_part"]["studies_ahead_second_core"] = prefetch.seconds

@@ -71,3 +71,17 @@ def since(
         {k: v - before[0].get(k, 0.0) for k, v in times.items() if v - before[0].get(k, 0.0) > 0},
         {k: v - before[1].get(k, 0) for k, v in counts.items() if v - before[1].get(k, 0) > 0},
     )
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory (the kernel's high-water mark of its own address
+    space; unlike `getrusage`, it does not include what a spawned worker inherited from its
+    parent before `exec`). 0.0 where /proc is not available."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
