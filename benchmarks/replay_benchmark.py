@@ -76,10 +76,7 @@ def plain_loop(
     features = lifecycle.feature_frame(bars, opens, history)
 
     mondays = sorted({calendar.week_start(d) for d in days})
-    jobs = [
-        StudyJob(source_kind, source_path, ticker, m, feat_start, n_trials, 0, None)
-        for m in mondays
-    ]
+    jobs = [StudyJob(source_kind, source_path, ticker, m, feat_start, n_trials, 0) for m in mondays]
     pool = (
         ProcessPoolExecutor(1, multiprocessing.get_context("spawn"), initializer=worker_init)
         if parallel
@@ -112,9 +109,7 @@ def plain_loop(
             monday = calendar.week_start(day)
             if i == 0 or monday != calendar.week_start(days[i - 1]):
                 job = next(j for j in jobs if j.monday == monday)
-                done: tuple[float, dict[str, Any]] = (
-                    pending.pop(monday).result() if pool else run_job(job)
-                )
+                done = pending.pop(monday).result() if pool else run_job(job)
                 add_version(monday, job.as_of, done[1])
             tuned = lifecycle.select_version(versions, day)
             assert tuned is not None

@@ -140,6 +140,12 @@ def where_the_time_went(timing: dict[str, Any]) -> str:
         lines.append(f"  {'(studies ahead, 2nd core)':<28}{ahead:8.1f} s")
     plain = float(timing["plain_equivalent_seconds"])
     lines.append(f"  a plain loop would spend {plain:.1f} s of this on the same computations")
+    if timing.get("peak_rss_mib"):
+        worker = timing.get("study_worker_peak_rss_mib") or 0.0
+        lines.append(
+            f"  peak memory {timing['peak_rss_mib']:.0f} MiB"
+            + (f" (study worker {worker:.0f} MiB)" if worker else "")
+        )
     return "\n".join(lines)
 
 

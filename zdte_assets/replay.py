@@ -142,7 +142,8 @@ def _execute(
 class _Prefetch:
     """The scheduled weekly studies, computed ahead in one worker process (the second core)."""
 
-    def __init__(self, jobs: list[Any], enabled: bool) -> None:
+    def __init__(self, jobs: list[Any], enabled: bool, storage: str) -> None:
+        self.storage = storage
         self.futures: dict[dt.date, Any] = {}
         self.seconds = 0.0
         self.failed = 0
@@ -168,7 +169,9 @@ class _Prefetch:
         if future is None:
             return
         try:
-            self.seconds += future.result()[0]
+            seconds, _, snapshot = future.result()
+            snapshot.save(self.storage)
+            self.seconds += seconds
         except Exception:
             self.failed += 1
 
@@ -213,11 +216,11 @@ def run_replay(opts: ReplayOptions) -> dict[str, Any]:
                 first_feature_day=feat_start,
                 n_trials=opts.n_trials,
                 seed=0,
-                storage=optuna_storage_url(),
             )
             for monday in mondays
         ],
         enabled=opts.prefetch_studies,
+        storage=optuna_storage_url(),
     )
     try:
         result = _replay(opts, ticker, source.name, days, warm, store_dir, prefetch, t_wall)

@@ -3,8 +3,9 @@
 A scheduled study of the week of Monday W uses only the rows through the session before W, so a
 replay, which knows every bar in advance, can compute it while the first core is still replaying
 the week before. The worker derives the rows from the source with the same domain functions the
-assets use (`zdte_assets.lifecycle`) and stores the study in the configured Optuna storage under
-the name the `tuned_params` asset uses. When that asset runs, `training.run_study_stored` finds a
+assets use (`zdte_assets.lifecycle`) and hands the finished study back; the replay stores it in
+the configured Optuna storage under the name the `tuned_params` asset uses (only the main
+process ever writes that storage). When that asset runs, `training.run_study_stored` finds a
 finished study whose data fingerprint equals the fingerprint of the rows the asset itself loaded,
 and reuses it; if anything differs (other rows, other settings), the fingerprint differs and the
 asset computes the study itself. Causality therefore never depends on this module: it can only
@@ -37,7 +38,6 @@ class StudyJob:
     first_feature_day: dt.date
     n_trials: int
     seed: int
-    storage: str | None
 
     @property
     def as_of(self) -> dt.date:
@@ -70,19 +70,15 @@ def study_rows_from_source(job: StudyJob) -> pl.DataFrame:
     return lifecycle.study_rows(features, bars, job.monday, job.as_of)
 
 
-def run_job(job: StudyJob) -> tuple[float, dict[str, Any]]:
-    """Compute (and store, given a storage) `job`'s study: the seconds it took and the result
-    as `StudyResult.to_dict()` (run in a worker process)."""
+def run_job(job: StudyJob) -> tuple[float, dict[str, Any], training.StudySnapshot]:
+    """Compute `job`'s study in memory (run in the worker process): the seconds it took, the
+    result as `StudyResult.to_dict()`, and the study for the main process to store."""
     start = time.perf_counter()
     rows = study_rows_from_source(job)
-    cfg = training.WalkForwardConfig()
-    if job.storage is None:
-        result = training.run_study(rows, cfg, n_trials=job.n_trials, seed=job.seed)
-    else:
-        result = training.run_study_stored(
-            rows, cfg, job.n_trials, job.seed, job.storage, job.study_name
-        )
-    return time.perf_counter() - start, result.to_dict()
+    result, snapshot = training.compute_study_snapshot(
+        rows, training.WalkForwardConfig(), job.n_trials, job.seed, job.study_name
+    )
+    return time.perf_counter() - start, result.to_dict(), snapshot
 
 
 def worker_init() -> None:

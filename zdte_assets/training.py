@@ -1022,6 +1022,60 @@ def run_study(
     )
 
 
+@dataclass(frozen=True)
+class StudySnapshot:
+    """A finished study as plain, picklable values: what a worker process hands back so that
+    only one process ever writes the Optuna storage (SQLite allows one writer at a time)."""
+
+    name: str
+    directions: tuple[optuna.study.StudyDirection, ...]
+    user_attrs: dict[str, Any]
+    trials: tuple[optuna.trial.FrozenTrial, ...]
+
+    def save(self, storage: str) -> None:
+        """Store it under its name, replacing whatever else was stored under that name; an
+        equal study already there (same rows, seed and size) is kept as it is."""
+        fingerprint = str(self.user_attrs.get("data_fingerprint", ""))
+        seed = int(self.user_attrs.get("seed", -1))
+        if stored_study_matches(storage, self.name, fingerprint, seed, len(self.trials)):
+            return
+        with contextlib.suppress(KeyError):
+            optuna.delete_study(study_name=self.name, storage=storage)
+        study = optuna.create_study(
+            storage=storage,
+            study_name=self.name,
+            directions=list(self.directions),
+        )
+        for key, value in self.user_attrs.items():
+            study.set_user_attr(key, value)
+        study.add_trials(self.trials)
+
+
+def compute_study_snapshot(
+    frame: pl.DataFrame,
+    cfg: WalkForwardConfig,
+    n_trials: int,
+    seed: int,
+    study_name: str,
+    *,
+    train_window_range: tuple[int, int] | None = None,
+) -> tuple[StudyResult, StudySnapshot]:
+    """``run_study`` in memory; its result and the study, ready to store anywhere."""
+    memory = optuna.storages.InMemoryStorage()
+    result = run_study(
+        frame, cfg, n_trials, seed, memory, study_name, train_window_range=train_window_range
+    )
+    study = optuna.load_study(study_name=study_name, storage=memory)
+    study.set_user_attr("seed", seed)
+    snapshot = StudySnapshot(
+        name=study_name,
+        directions=tuple(study.directions),
+        user_attrs=dict(study.user_attrs),
+        trials=tuple(study.get_trials(deepcopy=True)),
+    )
+    return result, snapshot
+
+
 def run_study_stored(
     frame: pl.DataFrame,
     cfg: WalkForwardConfig,
@@ -1032,14 +1086,14 @@ def run_study_stored(
     *,
     train_window_range: tuple[int, int] | None = None,
 ) -> StudyResult:
-    """``run_study`` computed in memory and copied to ``storage`` once, or reused from it.
+    """``run_study`` computed in memory and stored in ``storage`` once, or reused from it.
 
     A stored study of the same name is reused when it was run on the same rows and settings
     (data fingerprint, seed) and holds exactly ``n_trials`` complete trials and nothing else:
     its result is the one a fresh run would give, since the sampler is seeded. Anything else
     stored under the name (a partial study of a killed run, other data) is replaced, so a retry
     is idempotent and a re-materialization after a data correction recomputes. Running in
-    memory and copying once costs a fraction of writing every trial through an RDB storage
+    memory and storing once costs a fraction of writing every trial through an RDB storage
     (about 3 s of CPU per default study on SQLite), and optuna-dashboard still sees the study.
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -1050,20 +1104,11 @@ def run_study_stored(
         return run_study(
             frame, cfg, n_trials, seed, storage, study_name, train_window_range=train_window_range
         )
-    with contextlib.suppress(KeyError):
-        optuna.delete_study(study_name=study_name, storage=storage)
     timing.count("studies_computed")
-    memory = optuna.storages.InMemoryStorage()
-    result = run_study(
-        frame, cfg, n_trials, seed, memory, study_name, train_window_range=train_window_range
+    result, snapshot = compute_study_snapshot(
+        frame, cfg, n_trials, seed, study_name, train_window_range=train_window_range
     )
-    optuna.load_study(study_name=study_name, storage=memory).set_user_attr("seed", seed)
-    optuna.copy_study(
-        from_study_name=study_name,
-        from_storage=memory,
-        to_storage=storage,
-        to_study_name=study_name,
-    )
+    snapshot.save(storage)
     return result
 
 

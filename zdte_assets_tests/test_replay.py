@@ -144,6 +144,13 @@ def test_report_files_and_required_keys(replayed: Replayed) -> None:
     )
     # The week's scheduled study was computed ahead and reused, not computed twice.
     assert timing["counts"].get("studies_reused", 0) >= lc["weekly_optimizations"]
+    # Peak memory of the replay and of its study worker, each from its own process.
+    assert 0 < timing["study_worker_peak_rss_mib"] < timing["peak_rss_mib"]
+    from zdte_assets.cli import where_the_time_went
+
+    printed = where_the_time_went(timing)
+    assert printed.startswith(f"where the time went ({timing['wall_seconds']:.1f} s wall)")
+    assert "  dagster " in printed and "peak memory" in printed
 
     assert json.loads((out / "report.json").read_text()) == report
     md = (out / "report.md").read_text()
