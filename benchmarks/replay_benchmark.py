@@ -61,7 +61,7 @@ def plain_loop(
     from zdte_assets.predictions import make_outcome, make_prediction
     from zdte_assets.pricing import DecisionConfig
     from zdte_assets.replay import ReplayOptions, plan_range
-    from zdte_assets.study_prefetch import StudyJob, run_job, worker_init
+    from zdte_assets.study_prefetch import StudyJob, run_job
 
     t0 = time.perf_counter()
     source = source_from_settings(source_kind, source_path)
@@ -77,11 +77,7 @@ def plain_loop(
 
     mondays = sorted({calendar.week_start(d) for d in days})
     jobs = [StudyJob(source_kind, source_path, ticker, m, feat_start, n_trials, 0) for m in mondays]
-    pool = (
-        ProcessPoolExecutor(1, multiprocessing.get_context("spawn"), initializer=worker_init)
-        if parallel
-        else None
-    )
+    pool = ProcessPoolExecutor(1, multiprocessing.get_context("spawn")) if parallel else None
     pending = {j.monday: pool.submit(run_job, j) for j in jobs} if pool else {}
     versions: list[dict[str, Any]] = []
     outcomes: dict[str, dict[str, Any]] = {}

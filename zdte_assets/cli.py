@@ -138,6 +138,9 @@ def where_the_time_went(timing: dict[str, Any]) -> str:
     ahead = parts.get("studies_ahead_second_core", 0.0)
     if ahead:
         lines.append(f"  {'(studies ahead, 2nd core)':<28}{ahead:8.1f} s")
+    failed = int(timing.get("counts", {}).get("studies_ahead_failed", 0))
+    if failed:
+        lines.append(f"  {failed} studies could not be computed ahead (see stderr above)")
     plain = float(timing["plain_equivalent_seconds"])
     lines.append(f"  a plain loop would spend {plain:.1f} s of this on the same computations")
     if timing.get("peak_rss_mib"):

@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -155,25 +156,46 @@ class _Prefetch:
 
         from zdte_assets import study_prefetch
 
+        # LightGBM fits with num_threads=1 (ModelParams.lightgbm_params), so the worker and
+        # the replay each keep to one core.
         self.pool = ProcessPoolExecutor(
-            max_workers=1,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=study_prefetch.worker_init,
+            max_workers=1, mp_context=multiprocessing.get_context("spawn")
         )
-        for job in jobs:
-            self.futures[job.monday] = self.pool.submit(study_prefetch.run_job, job)
+        try:
+            for job in jobs:
+                self.futures[job.monday] = self.pool.submit(study_prefetch.run_job, job)
+        except BaseException:
+            self.close(wait=False)
+            raise
 
-    def wait(self, monday: dt.date) -> None:
-        """Block until the week's study is stored (or its worker gave up: the asset computes)."""
+    def wait(self, monday: dt.date) -> float:
+        """Block until the week's study is computed, then store it; the seconds spent waiting.
+
+        A worker that failed (its process died, or the source raised) costs speed, not
+        correctness: the asset then computes the study itself. The failure is counted in the
+        report and said on stderr, so a steady bug does not hide as a slow replay.
+        """
+        from zdte_assets import timing
+
         future = self.futures.pop(monday, None)
         if future is None:
-            return
+            return 0.0
+        start = time.perf_counter()
         try:
             seconds, _, snapshot = future.result()
-            snapshot.save(self.storage)
-            self.seconds += seconds
-        except Exception:
+        except Exception as exc:
             self.failed += 1
+            print(
+                f"zdte replay: the study of week {monday} could not be computed ahead "
+                f"({type(exc).__name__}: {exc}); the weekly run computes it",
+                file=sys.stderr,
+            )
+            return time.perf_counter() - start
+        waited = time.perf_counter() - start
+        with timing.part("studies"):
+            snapshot.save(self.storage)
+        self.seconds += seconds
+        return waited
 
     def worker_peak_rss_mib(self) -> float:
         """The worker's peak memory, asked of the worker itself (0.0 without a worker)."""
@@ -186,11 +208,13 @@ class _Prefetch:
         except Exception:
             return 0.0
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Stop the worker; on an error path without waiting for a study in progress."""
         if self.pool is not None:
             for future in self.futures.values():
                 future.cancel()
-            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool.shutdown(wait=wait, cancel_futures=True)
+            self.pool = None
 
 
 def run_replay(opts: ReplayOptions) -> dict[str, Any]:
@@ -225,8 +249,11 @@ def run_replay(opts: ReplayOptions) -> dict[str, Any]:
     try:
         result = _replay(opts, ticker, source.name, days, warm, store_dir, prefetch, t_wall)
         result["timing"]["study_worker_peak_rss_mib"] = prefetch.worker_peak_rss_mib()
-    finally:
-        prefetch.close()
+    except BaseException:
+        prefetch.close(wait=False)
+        raise
+    prefetch.close()
+    result["timing"]["counts"]["studies_ahead_failed"] = prefetch.failed
     result["timing"]["peak_rss_mib"] = timing.peak_rss_mib()
     result["timing"]["compute_seconds"] = time.process_time() - t_cpu
     result["timing"]["wall_seconds"] = time.perf_counter() - t_wall
@@ -333,9 +360,7 @@ def _replay(
         for i, day in enumerate(days):
             monday = calendar.week_start(day)
             if i == 0 or monday != calendar.week_start(days[i - 1]):
-                t_wait = time.perf_counter()
-                prefetch.wait(monday)
-                waited += time.perf_counter() - t_wait
+                waited += prefetch.wait(monday)
                 for rr in requests(weekly_requests(ticker, monday)):
                     run(rr)
             # One run holds the whole day: the model production's last retrain before `day`

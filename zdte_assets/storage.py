@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
+import hashlib
 import io
 import json
 import os
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
@@ -90,11 +90,6 @@ class Store(abc.ABC):
     def url(self, key: str = "") -> str:
         """Where the object lives, for error messages, metadata and readers outside zdte."""
 
-    def version(self, key: str) -> Hashable | None:
-        """A token that changes whenever the object is replaced, or None when the store cannot
-        tell cheaply (then readers must not cache). Raises ``ObjectNotFound`` when missing."""
-        return None
-
 
 class LocalStore(Store):
     """A directory tree; keys map to relative paths."""
@@ -140,15 +135,6 @@ class LocalStore(Store):
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
-
-    def version(self, key: str) -> Hashable | None:
-        # Writes replace the file by rename, so a new object always has a new inode.
-        path = self._path(key)
-        try:
-            st = path.stat()
-        except (FileNotFoundError, NotADirectoryError):
-            raise ObjectNotFound(f"object not found: {path}") from None
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
@@ -381,33 +367,32 @@ def write_parquet(store: Store, key: str, df: pl.DataFrame) -> None:
     store.write_bytes(key, buf.getvalue())
 
 
-#: Decoded Parquet objects by (store, key), checked against the object's version on every read.
-_FRAMES: OrderedDict[tuple[str, str], tuple[Hashable, pl.DataFrame]] = OrderedDict()
+#: Decoded Parquet objects by (store, key), with a digest of the bytes they were decoded from.
+_FRAMES: OrderedDict[tuple[str, str], tuple[bytes, pl.DataFrame]] = OrderedDict()
 FRAME_CACHE_SIZE = 4096
 
 
 def read_parquet(store: Store, key: str) -> pl.DataFrame:
-    """The object as a DataFrame; unchanged objects come from an in-process cache.
+    """The object as a DataFrame; bytes already decoded in this process are not decoded again.
 
     A replay reads the same few hundred small Parquet objects every day (the windows of bars
     and feature rows behind each model and drift report); decoding them again cost more than
-    the day's model fit. The cache is keyed by the store's version token (inode, mtime, size
-    for a local directory), so an object replaced by any process is read anew; stores that
-    cannot tell a version cheaply (S3) are not cached.
+    the day's model fit. The object is always read, and the cache is keyed by a digest of its
+    bytes, so an object replaced by any process (or any store) is never served stale; callers
+    get their own (shallow, cheap) copy of the frame.
     """
-    version = store.version(key)
-    if version is None:
-        return pl.read_parquet(io.BytesIO(store.read_bytes(key)))
+    data = store.read_bytes(key)
+    digest = hashlib.blake2b(data, digest_size=16).digest()
     slot = (store.url(), key)
     hit = _FRAMES.get(slot)
-    if hit is not None and hit[0] == version:
+    if hit is not None and hit[0] == digest:
         _FRAMES.move_to_end(slot)
-        return hit[1]
-    frame = pl.read_parquet(io.BytesIO(store.read_bytes(key)))
-    _FRAMES[slot] = (version, frame)
+        return hit[1].clone()
+    frame = pl.read_parquet(io.BytesIO(data))
+    _FRAMES[slot] = (digest, frame)
     if len(_FRAMES) > FRAME_CACHE_SIZE:
         _FRAMES.popitem(last=False)
-    return frame
+    return frame.clone()
 
 
 def _json_default(obj: object) -> object:

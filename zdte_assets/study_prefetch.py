@@ -16,7 +16,6 @@ Nothing here imports Dagster.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -79,8 +78,3 @@ def run_job(job: StudyJob) -> tuple[float, dict[str, Any], training.StudySnapsho
         rows, training.WalkForwardConfig(), job.n_trials, job.seed, job.study_name
     )
     return time.perf_counter() - start, result.to_dict(), snapshot
-
-
-def worker_init() -> None:
-    """One thread per worker: the two cores are the main process's and this one's."""
-    os.environ["OMP_NUM_THREADS"] = "1"

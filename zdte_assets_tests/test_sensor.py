@@ -291,6 +291,8 @@ def test_scheduled_weekly_study_retrains_the_weeks_first_session(world: World) -
     assert retrain.job_name == f"{TICKER}_retrain"
     assert retrain.partition_key == monday.isoformat()
     assert retrain.tags["zdte/trigger"] == "schedule"
-    # The same key a drift-triggered study on the same data (Friday's) asks with: one retrain.
-    assert retrain.run_key == f"{TICKER}-retrain-{monday}-asof-{as_of}"
+    # The same key a drift-triggered study on the same data (Friday's) asks with when this run
+    # reused its version: one retrain per version.
+    version_run = str(tuned.asset_materialization.metadata["mlflow_run_id"].value)
+    assert retrain.run_key == f"{TICKER}-retrain-{monday}-asof-{as_of}-{version_run[:12]}"
     assert json.loads(data.cursor or "{}")["tuned_id"] == tuned.storage_id

@@ -43,6 +43,9 @@ def build_feature_assets(
     def features(
         context: dg.AssetExecutionContext, daily_bar: pl.DataFrame, session_open: pl.DataFrame
     ) -> dg.Output[pl.DataFrame]:
+        if session_open["date"].is_duplicated().any():
+            dup = session_open.filter(pl.col("date").is_duplicated())["date"][0]
+            raise MissingHistoryError(f"features: session_open holds {dup} more than once")
         opens = dict(
             zip(session_open["date"].to_list(), session_open["open"].to_list(), strict=True)
         )

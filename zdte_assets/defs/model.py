@@ -111,15 +111,26 @@ def build_model_assets(
     ) -> dg.Output[dict[str, Any]]:
         week = context.partition_key
         as_of = _week_as_of(week, config.as_of)
-        rows = lifecycle.study_rows(features, daily_bar, day_of(week), as_of)
+        with timing.part("compute"):
+            rows = lifecycle.study_rows(features, daily_bar, day_of(week), as_of)
         cfg = training.WalkForwardConfig(
             train_days=config.train_days, test_days=config.test_days, n_windows=config.n_windows
         )
-        digest = data_digest(rows)
+        with timing.part("compute"):
+            digest = data_digest(rows)
         study_name = lifecycle.study_name(ticker, day_of(week), as_of)
         storage_url = optuna_storage()
-        previous = _previous_versions(store, tuned_key, week)
-        settings = {"n_trials": config.n_trials, "seed": config.seed, **cfg.to_dict()}
+        with timing.part("storage"):
+            previous = _previous_versions(store, tuned_key, week)
+        # A version is reused only under the same settings, scoring scheme and code: after an
+        # upgrade, re-running a week recomputes its study.
+        settings = {
+            "n_trials": config.n_trials,
+            "seed": config.seed,
+            **cfg.to_dict(),
+            "evaluation": training.STUDY_EVALUATION_VERSION,
+            "code_version": zdte_assets.__version__,
+        }
         same = next(
             (
                 v
@@ -278,8 +289,9 @@ def build_model_assets(
                 "materialize the tuned_params of this or the previous week first"
             )
         params = training.ModelParams.from_dict(tuned["params"])
-        rows = labeled_rows(features, daily_bar, before=day)
-        digest = data_digest(rows.tail(params.train_window))
+        with timing.part("compute"):
+            rows = labeled_rows(features, daily_bar, before=day)
+            digest = data_digest(rows.tail(params.train_window))
         with mlflow.run(ticker, f"model {day}", _run_tags(context, ticker, digest)) as (
             run_id,
             log,
@@ -315,14 +327,15 @@ def build_model_assets(
             mlflow.log_dataset(run_id, train_rows, f"{ticker}-train-{day}", digest)
         with tempfile.TemporaryDirectory() as tmp:
             model_dir = Path(tmp) / "model"
-            save_mlflow_model(model, model_dir)
+            with timing.part("mlflow"):
+                save_mlflow_model(model, model_dir)
             version = mlflow.register(
                 ticker,
                 run_id,
                 model_dir,
                 {"day": day.isoformat(), "dagster.run_id": context.run.run_id},
             )
-            mlflow.seed_model_cache(ticker, version, model_dir)
+            mlflow.seed_model_cache(ticker, version, run_id, model_dir)
         beats_naive = bool(tuned["beats_naive"])
         # `champion` moves only when the morning prediction uses a version (see the prediction
         # asset): a model superseded before its day (the Friday retrain of Monday's model,

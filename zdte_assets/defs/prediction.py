@@ -73,7 +73,11 @@ def build_prediction_assets(
         daily_model: dict[str, Any],
     ) -> dg.Output[dict[str, Any]]:
         day = day_of(context.partition_key)
-        model = load_model_dir(mlflow.cached_model(ticker, str(daily_model["model_version"])))
+        model_dir = mlflow.cached_model(
+            ticker, str(daily_model["model_version"]), str(daily_model["mlflow_run_id"])
+        )
+        with timing.part("storage"):
+            model = load_model_dir(model_dir)
         with timing.part("compute"):
             record = predictions.make_prediction(
                 ticker=ticker,

@@ -7,7 +7,8 @@ it asks for the `daily_model` of the session after the version's `as_of`, so the
 morning already carries the new parameters (one run cannot hold both: they are partitioned by
 week and by day). Without phase 2 for the Sunday study, Monday would trade on the model the
 Friday 16:45 retrain fitted with last week's parameters. Run keys name the session and the data
-(`as_of`), so a triggered study and the scheduled one on the same data retrain once; the cursor
+(`as_of`) and the version's MLflow run, so a triggered study and the scheduled one that reuses
+its version retrain once; the cursor
 (JSON) keeps the last storage ids seen and the day of the last firing.
 """
 
@@ -28,9 +29,11 @@ def sessions_between(earlier: dt.date, later: dt.date) -> int:
     return len(calendar.trading_days(earlier + dt.timedelta(days=1), later))
 
 
-def retrain_run_key(ticker: str, day: dt.date, as_of: dt.date) -> str:
-    """One retrain of `day` per study data cut, whichever study (scheduled or triggered) asks."""
-    return f"{ticker}-retrain-{day}-asof-{as_of}"
+def retrain_run_key(ticker: str, day: dt.date, as_of: dt.date, version_run: str) -> str:
+    """One retrain of `day` per study version, whichever study (scheduled or triggered) asks:
+    a reused version keeps its MLflow run, a recomputed one (other rows or settings) has a new
+    one and so retrains again."""
+    return f"{ticker}-retrain-{day}-asof-{as_of}-{version_run[:12]}"
 
 
 def _meta(record: Any, name: str, default: Any = None) -> Any:
@@ -125,7 +128,7 @@ def evaluate_drift(
         nxt = calendar.next_trading_day(as_of)
         requests.append(
             dg.RunRequest(
-                run_key=retrain_run_key(ticker, nxt, as_of),
+                run_key=retrain_run_key(ticker, nxt, as_of, str(_meta(rec, "mlflow_run_id", ""))),
                 job_name=names["retrain"],
                 partition_key=nxt.isoformat(),
                 tags={

@@ -195,24 +195,27 @@ class MlflowTracking(dg.ConfigurableResource):  # type: ignore[type-arg]
         except Exception:
             return None
 
-    def model_cache_dir(self, ticker: str, version: str) -> Path:
-        """Where a registered version's model directory is kept locally (per tracking store:
-        version numbers of two stores must not meet in one cache)."""
+    def model_cache_dir(self, ticker: str, version: str, run_id: str) -> Path:
+        """Where a registered version's model directory is kept locally. Keyed by tracking
+        store, version and the run that logged it: version numbers start again in a recreated
+        store, a run id does not repeat."""
         store = hashlib.sha256(self.uri().encode()).hexdigest()[:12]
-        return config.zdte_home() / "model_cache" / store / ticker.upper() / str(version)
+        return config.zdte_home() / "model_cache" / store / ticker.upper() / f"{version}-{run_id}"
 
-    def cached_model(self, ticker: str, version: str) -> Path:
+    @_timed
+    def cached_model(self, ticker: str, version: str, run_id: str) -> Path:
         """The model directory of a registered version; registry versions are immutable, so
         one local copy per version is safe to reuse."""
-        dest = self.model_cache_dir(ticker, version)
+        dest = self.model_cache_dir(ticker, version, run_id)
         if not (dest / "model" / "zdte").exists():
             self.download_model(ticker, str(version), dest)
         return dest / "model"
 
-    def seed_model_cache(self, ticker: str, version: str, model_dir: Path) -> None:
+    @_timed
+    def seed_model_cache(self, ticker: str, version: str, run_id: str, model_dir: Path) -> None:
         """Keep the directory just registered as `version`, so the morning's prediction does
         not download what this process wrote a moment ago. Atomic: a rename of a full copy."""
-        dest = self.model_cache_dir(ticker, version)
+        dest = self.model_cache_dir(ticker, version, run_id)
         if (dest / "model" / "zdte").exists():
             return
         dest.parent.mkdir(parents=True, exist_ok=True)
