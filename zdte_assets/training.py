@@ -1035,6 +1035,7 @@ class StudySnapshot:
     def save(self, storage: str) -> None:
         """Store it under its name, replacing whatever else was stored under that name; an
         equal study already there (same rows, seed and size) is kept as it is."""
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" line
         fingerprint = str(self.user_attrs.get("data_fingerprint", ""))
         seed = int(self.user_attrs.get("seed", -1))
         if stored_study_matches(storage, self.name, fingerprint, seed, len(self.trials)):

@@ -634,6 +634,18 @@ def test_study_silences_optuna_trial_logging() -> None:
     assert optuna.logging.get_verbosity() == optuna.logging.WARNING
 
 
+def test_storing_a_study_snapshot_prints_no_optuna_info(tmp_path: Path) -> None:
+    """The replay stores the worker's studies before it runs any of its own: no INFO line."""
+    from zdte_assets.training import compute_study_snapshot
+
+    _, snapshot = compute_study_snapshot(make_frame(70, seed=25), WalkForwardConfig(), 1, 0, "w")
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    snapshot.save(f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert optuna.logging.get_verbosity() == optuna.logging.WARNING
+    stored = optuna.load_study(study_name="w", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert len(stored.trials) == 1 and stored.user_attrs["seed"] == 0
+
+
 def test_shared_storage_is_created_once_and_refuses_other_data(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     frame = make_frame(70, seed=15)
