@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zdte_assets import calendar
+from zdte_assets import calendar, config
 from zdte_assets.config import STUDY_LOOKBACK_WEEKS
 from zdte_assets.features import LOOKBACK
 from zdte_assets.market_data import MarketDataSource, source_from_settings
@@ -143,8 +143,9 @@ def _execute(
 class _Prefetch:
     """The scheduled weekly studies, computed ahead in one worker process (the second core)."""
 
-    def __init__(self, jobs: list[Any], enabled: bool, storage: str) -> None:
+    def __init__(self, jobs: list[Any], enabled: bool, storage: str, tracking_uri: str) -> None:
         self.storage = storage
+        self.ready: Any = None
         self.futures: dict[dt.date, Any] = {}
         self.seconds = 0.0
         self.failed = 0
@@ -162,11 +163,28 @@ class _Prefetch:
             max_workers=1, mp_context=multiprocessing.get_context("spawn")
         )
         try:
+            self.ready = self.pool.submit(study_prefetch.prepare_stores, tracking_uri, storage)
             for job in jobs:
                 self.futures[job.monday] = self.pool.submit(study_prefetch.run_job, job)
         except BaseException:
             self.close(wait=False)
             raise
+
+    def wait_ready(self) -> float:
+        """Block until the worker has created fresh stores' schemas; the seconds waited."""
+        if self.ready is None:
+            return 0.0
+        start = time.perf_counter()
+        try:
+            self.ready.result()
+        except Exception as exc:
+            print(
+                f"zdte replay: the tracking and study stores could not be prepared ahead "
+                f"({type(exc).__name__}: {exc}); the first run prepares them",
+                file=sys.stderr,
+            )
+        self.ready = None
+        return time.perf_counter() - start
 
     def wait(self, monday: dt.date) -> float:
         """Block until the week's study is computed, then store it; the seconds spent waiting.
@@ -245,6 +263,7 @@ def run_replay(opts: ReplayOptions) -> dict[str, Any]:
         ],
         enabled=opts.prefetch_studies,
         storage=optuna_storage_url(),
+        tracking_uri=config.mlflow_tracking_uri(),
     )
     try:
         result = _replay(opts, ticker, source.name, days, warm, store_dir, prefetch, t_wall)
@@ -355,7 +374,7 @@ def _replay(
     progress = _progress(opts.progress, len(days), ticker)
     sensor_log: list[str] = []
     t_days = time.perf_counter()
-    waited = 0.0
+    waited = prefetch.wait_ready()
     try:
         for i, day in enumerate(days):
             monday = calendar.week_start(day)
