@@ -170,19 +170,26 @@ class _Prefetch:
             self.close(wait=False)
             raise
 
+    @staticmethod
+    def _result(future: Any, what: str, fallback: str) -> Any | None:
+        """The worker's answer, or None after saying on stderr why there is none: a failed
+        worker costs speed, not correctness (`fallback` says who does the work instead)."""
+        try:
+            return future.result()
+        except Exception as exc:
+            print(
+                f"zdte replay: {what} could not be done ahead "
+                f"({type(exc).__name__}: {exc}); {fallback}",
+                file=sys.stderr,
+            )
+            return None
+
     def wait_ready(self) -> float:
         """Block until the worker has created fresh stores' schemas; the seconds waited."""
         if self.ready is None:
             return 0.0
         start = time.perf_counter()
-        try:
-            self.ready.result()
-        except Exception as exc:
-            print(
-                f"zdte replay: the tracking and study stores could not be prepared ahead "
-                f"({type(exc).__name__}: {exc}); the first run prepares them",
-                file=sys.stderr,
-            )
+        self._result(self.ready, "preparing the tracking and study stores", "the first run does")
         self.ready = None
         return time.perf_counter() - start
 
@@ -199,17 +206,12 @@ class _Prefetch:
         if future is None:
             return 0.0
         start = time.perf_counter()
-        try:
-            seconds, _, snapshot = future.result()
-        except Exception as exc:
-            self.failed += 1
-            print(
-                f"zdte replay: the study of week {monday} could not be computed ahead "
-                f"({type(exc).__name__}: {exc}); the weekly run computes it",
-                file=sys.stderr,
-            )
-            return time.perf_counter() - start
+        done = self._result(future, f"the study of week {monday}", "the weekly run computes it")
         waited = time.perf_counter() - start
+        if done is None:
+            self.failed += 1
+            return waited
+        seconds, _, snapshot = done
         with timing.part("studies"):
             snapshot.save(self.storage)
         self.seconds += seconds
@@ -327,12 +329,11 @@ def _replay(
     def run(request: dg.RunRequest) -> None:
         t_run = time.perf_counter()
         result = _execute(defs, request, instance, tags, weekly_config)
-        slot_name = request.tags.get("zdte/slot", "other")
-        by_slot[slot_name] = by_slot.get(slot_name, 0.0) + time.perf_counter() - t_run
+        slot = request.tags.get("zdte/slot", "other")
+        by_slot[slot] = by_slot.get(slot, 0.0) + time.perf_counter() - t_run
         counters.runs += 1
         if not result.success:  # execute_in_process raises on failure; this is belt and braces
             raise ReplayError(f"run {request.job_name} {request.partition_key} failed")
-        slot = request.tags.get("zdte/slot")
         if slot == "reoptimization":
             counters.reopt += 1
             counters.reopt_days.append(dt.date.fromisoformat(request.tags["zdte/drift_day"]))

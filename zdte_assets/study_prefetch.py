@@ -22,7 +22,8 @@ from typing import Any
 
 import polars as pl
 
-from zdte_assets import lifecycle, training
+from zdte_assets import calendar, lifecycle, training
+from zdte_assets.features import LOOKBACK
 from zdte_assets.market_data import source_from_settings
 
 
@@ -55,7 +56,8 @@ def study_rows_from_source(job: StudyJob) -> pl.DataFrame:
     source = source_from_settings(job.source_kind, job.source_path)
     start = lifecycle.study_window_start(job.monday)
     first = max(start, job.first_feature_day)
-    history_start = min(first, job.first_feature_day) - dt.timedelta(days=200)
+    # The first feature row needs the LOOKBACK sessions before it, as in the replay's warm-up.
+    history_start = calendar.previous_trading_day(job.first_feature_day, LOOKBACK)
     bars = source.bars(job.ticker, history_start, job.as_of)
     days = [d for d in bars["date"].to_list() if first <= d <= job.as_of]
     cache = _features.setdefault((job.source_kind, job.source_path, job.ticker), {})
@@ -80,15 +82,14 @@ def run_job(job: StudyJob) -> tuple[float, dict[str, Any], training.StudySnapsho
     return time.perf_counter() - start, result.to_dict(), snapshot
 
 
-def prepare_stores(tracking_uri: str, optuna_url: str) -> float:
+def prepare_stores(tracking_uri: str, optuna_url: str) -> None:
     """Create the MLflow and Optuna schemas of fresh local stores (run in the worker, first).
 
     A new MLflow SQLite store spends about 3 s in its migrations and a new Optuna one a fraction
     of that; done here, on the second core, while the replay loads its history. The replay
     waits for this before its first run touches either store, so two processes never migrate
-    the same database. The seconds it took.
+    the same database.
     """
-    start = time.perf_counter()
     if tracking_uri.startswith("sqlite:///"):
         from pathlib import Path
 
@@ -100,4 +101,3 @@ def prepare_stores(tracking_uri: str, optuna_url: str) -> float:
         import optuna
 
         optuna.storages.RDBStorage(optuna_url)
-    return time.perf_counter() - start

@@ -1035,11 +1035,14 @@ class StudySnapshot:
     def save(self, storage: str) -> None:
         """Store it under its name, replacing whatever else was stored under that name; an
         equal study already there (same rows, seed and size) is kept as it is."""
-        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" line
         fingerprint = str(self.user_attrs.get("data_fingerprint", ""))
         seed = int(self.user_attrs.get("seed", -1))
-        if stored_study_matches(storage, self.name, fingerprint, seed, len(self.trials)):
-            return
+        if not stored_study_matches(storage, self.name, fingerprint, seed, len(self.trials)):
+            self.replace_in(storage)
+
+    def replace_in(self, storage: str) -> None:
+        """Store it under its name, replacing whatever was stored under that name."""
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" line
         with contextlib.suppress(KeyError):
             optuna.delete_study(study_name=self.name, storage=storage)
         study = optuna.create_study(
@@ -1109,7 +1112,7 @@ def run_study_stored(
     result, snapshot = compute_study_snapshot(
         frame, cfg, n_trials, seed, study_name, train_window_range=train_window_range
     )
-    snapshot.save(storage)
+    snapshot.replace_in(storage)  # checked above: nothing equal is stored
     return result
 
 

@@ -15,19 +15,7 @@ import polars as pl
 from benchmarks.replay_benchmark import plain_loop
 from zdte_assets.predictions import table_row
 from zdte_assets_tests.conftest import REPLAY_END, REPLAY_START, REPLAY_TRIALS, Replayed
-
-COLUMNS = (
-    "date",
-    "predicted_return",
-    "predicted_close",
-    "p_up",
-    "interval_low",
-    "interval_high",
-    "action",
-    "strike",
-    "premium",
-    "contracts",
-)
+from zdte_assets_tests.test_replay import PREDICTION_COLUMNS
 
 
 def test_plain_loop_predictions_equal_the_replays(replayed: Replayed) -> None:
@@ -42,8 +30,8 @@ def test_plain_loop_predictions_equal_the_replays(replayed: Replayed) -> None:
         reopt,
         parallel=False,
     )
-    replay = pl.read_parquet(replayed.output / "predictions.parquet").select(COLUMNS)
-    mine = pl.concat([table_row(r) for r in plain.predictions]).select(COLUMNS)
+    replay = pl.read_parquet(replayed.output / "predictions.parquet").select(PREDICTION_COLUMNS)
+    mine = pl.concat([table_row(r) for r in plain.predictions]).select(PREDICTION_COLUMNS)
     assert mine.height == replay.height == len(set(replay["date"].to_list())) > 0
     # Sigma (and with it p_up and the interval) differs day to day, so equality is not vacuous
     # even when the shrunk forecast is 0.

@@ -113,11 +113,10 @@ def build_model_assets(
         as_of = _week_as_of(week, config.as_of)
         with timing.part("compute"):
             rows = lifecycle.study_rows(features, daily_bar, day_of(week), as_of)
+            digest = data_digest(rows)
         cfg = training.WalkForwardConfig(
             train_days=config.train_days, test_days=config.test_days, n_windows=config.n_windows
         )
-        with timing.part("compute"):
-            digest = data_digest(rows)
         study_name = lifecycle.study_name(ticker, day_of(week), as_of)
         storage_url = optuna_storage()
         with timing.part("storage"):
