@@ -58,7 +58,12 @@ def plain_loop(
     from zdte_assets.expiries import ExpiryCalendar
     from zdte_assets.features import LOOKBACK
     from zdte_assets.market_data import source_from_settings
-    from zdte_assets.predictions import make_outcome, make_prediction
+    from zdte_assets.predictions import (
+        OUTCOME_SCHEMA,
+        make_outcome,
+        make_prediction,
+        outcome_row,
+    )
     from zdte_assets.pricing import DecisionConfig
     from zdte_assets.replay import ReplayOptions, plan_range
     from zdte_assets.study_prefetch import StudyJob, run_job
@@ -100,6 +105,7 @@ def plain_loop(
         )
         out.studies += 1
 
+    past = pl.DataFrame(schema=OUTCOME_SCHEMA)
     try:
         for i, day in enumerate(days):
             monday = calendar.week_start(day)
@@ -137,15 +143,18 @@ def plain_loop(
                 model_info=info,
                 decision_config=DecisionConfig(),
                 expiries=ExpiryCalendar.from_env(),
+                past=past,
             )
             out.predictions.append(record)
             before = calendar.previous_trading_day(day)
             prev_close = closes.get(before)
-            outcomes[day.isoformat()] = make_outcome(
+            outcome = make_outcome(
                 record,
                 close=float(closes[day]),
                 prev_close=None if prev_close is None else float(prev_close),
             )
+            outcomes[day.isoformat()] = outcome
+            past = pl.concat([past, outcome_row(outcome)])
             lifecycle.build_drift_report(
                 day, features.tail(121), outcomes, info, lifecycle.MONITORING_CONFIG
             )

@@ -18,23 +18,26 @@ Detection rule, decided per pair of consecutive rows (t-1, t):
    matches no candidate (spin-off, special dividend, vendor error) is not treated as a split.
    When ``adj_close`` is present the overnight gap is *not* consulted: a gap without a factor
    jump is a market move, and trusting ``adj_close`` is what keeps crashes from being "adjusted".
-2. **gap route** (otherwise). The overnight ratio ``close[t-1] / open[t]`` must lie within 5% (in
+2. **split table** (``known`` splits, e.g. from ``ZDTE_SPLITS``): a listed split is applied on
+   its date whatever the prices say; it is how a desk settles a case the data cannot.
+3. **gap route** (otherwise). The overnight ratio ``close[t-1] / open[t]`` must lie within 5% (in
    log) of one of :data:`GAP_RATIOS`: whole-number splits 2..10, 15, 20, 25, 30, 40, 50 and the
-   reverse splits 1/2..1/10, 1/15, ..., 1/50, 1/100. Every candidate is at least a halving or a
-   doubling overnight, a size that is rare for a genuine move, and the 5% band accommodates a
-   normal overnight move on the split day itself. The candidates are far enough apart (the
-   closest, 9 and 10, differ by 10.5% in log) that a gap matches at most one.
+   reverse splits 1/2..1/10, 1/15, ..., 1/50, 1/100. A gap alone is not enough, because a real
+   crash can have the same size (AAPL's -48% gap on 2000-09-29 is within 0.052 in log of a 2:1
+   split): the volume must corroborate it. Volume is counted in shares, so after a split of
+   ratio ``r`` it runs ``r`` times higher for good, while after a crash it spikes and decays. The
+   geometric-mean volume of up to ``VOLUME_SESSIONS`` sessions from ``t`` on, over that of as
+   many before, must lie within ``VOLUME_TOLERANCE`` (in log) of ``r``. Otherwise, or when fewer
+   than ``MIN_VOLUME_SESSIONS`` sessions on either side have a volume (the morning of the split
+   itself), the gap is **ambiguous**: nothing is rescaled, and :func:`ambiguous_gaps` names it
+   so that the ``overnight_gap`` check fails with the remedy instead of guessing.
 
-Known limits of the gap route, which the :func:`overnight_gaps` alarm exists to surface:
+Known limits, which the :func:`overnight_gaps` alarm exists to surface:
 
-- Fractional splits (3:2 is a -33% gap, 5:4 a -20% gap) are *not* detected: an earnings crash of
-  -33% or -20% overnight is common, so these gaps cannot be told from market moves by price alone.
-  They are only detected when ``adj_close`` is available.
-- A genuine overnight crash of about -50% (or -67%, -75%, ...) or a jump of about +100% (a
-  biotech readout, a buy-out of a distressed stock) within 5% of a candidate would be taken for a
-  split and wrongly rescaled.
-- A split on a day whose overnight move exceeds about 5% is missed.
-- Files where volume is already split-adjusted but prices are not get their volume rescaled too.
+- Fractional splits (3:2 is a -33% gap, 5:4 a -20% gap) are *not* detected from gaps: an
+  earnings crash of -33% or -20% overnight is common, so these gaps cannot be told from market
+  moves by price alone. They are detected when ``adj_close`` is available or the split is listed.
+- A split on a day whose overnight move exceeds about 5% is not recognized from its gap.
 
 The adjustment divides open/high/low/close of every row before a split by the product of the
 ratios of all later splits, and multiplies volume by it, so share-count-based quantities stay
@@ -47,6 +50,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -73,6 +78,15 @@ ADJ_JUMP_MIN = math.log(1.2)
 ADJ_TOLERANCE = 0.03
 #: Log distance to the nearest candidate allowed on the gap route.
 GAP_TOLERANCE = 0.05
+#: Sessions on each side of a gap whose median volumes are compared.
+VOLUME_SESSIONS = 10
+#: Fewest sessions with a volume from the gap on before the volume can corroborate anything.
+MIN_VOLUME_SESSIONS = 3
+#: Log distance allowed between the volume ratio and the split ratio (a factor of 1.5): three
+#: standard deviations of the ratio of two 10-session geometric means when daily share volume
+#: varies 30% in log, so a real split is almost never called ambiguous, while a panic that
+#: multiplies share volume by 4 or more for days is not taken for a 2:1 split.
+VOLUME_TOLERANCE = math.log(1.5)
 
 _PRICES = ("open", "high", "low", "close")
 
@@ -82,7 +96,7 @@ class Split:
     """A split effective at the open of ``date`` (the first session at the new share count).
 
     ``ratio`` is shares after / shares before: 2.0 for a 2:1 split, 0.1 for a 1:10 reverse split.
-    ``source`` says which evidence found it: ``"adj_close"`` or ``"gap"``.
+    ``source`` says which evidence found it: ``"adj_close"``, ``"table"`` or ``"gap+volume"``.
     """
 
     date: dt.date
@@ -90,10 +104,43 @@ class Split:
     source: str
 
 
-def detect_splits(bars: pl.DataFrame) -> list[Split]:
-    """Splits in a Bars frame, by the rule in the module docstring, oldest first."""
+@dataclass(frozen=True)
+class AmbiguousGap:
+    """A gap the size of a split that nothing corroborates (see the module docstring)."""
+
+    date: dt.date
+    ratio: float
+    gap_log: float
+    volume_ratio: float | None
+
+    def message(self) -> str:
+        volume = (
+            "no volume after it yet"
+            if self.volume_ratio is None
+            else f"share volume changed x{self.volume_ratio:.2f}, not x{self.ratio:g}"
+        )
+        return (
+            f"{self.date}: overnight gap {self.gap_log:+.3f} in log looks like a split of ratio "
+            f"{self.ratio:g} but {volume}; list it in ZDTE_SPLITS or provide adj_close if it is one"
+        )
+
+
+def _volume_ratio(volume: list[float], i: int) -> float | None:
+    """Geometric-mean share volume from row ``i`` on over that before it (None: too few)."""
+    after = [v for v in volume[i : i + VOLUME_SESSIONS] if v and v > 0]
+    before = [v for v in volume[max(0, i - VOLUME_SESSIONS) : i] if v and v > 0]
+    if min(len(after), len(before)) < MIN_VOLUME_SESSIONS:
+        return None
+    return statistics.geometric_mean(after) / statistics.geometric_mean(before)
+
+
+def classify_gaps(
+    bars: pl.DataFrame, known: Sequence[Split] = ()
+) -> tuple[list[Split], list[AmbiguousGap]]:
+    """Splits (adj_close, table, or gap corroborated by volume) and ambiguous gaps, oldest first."""
+    table = {s.date: s for s in known}
     if bars.height < 2:
-        return []
+        return [s for s in known if bars.height and s.date == bars["date"][0]], []
     has_adj_col = "adj_close" in bars.columns
     adj = pl.col("adj_close") if has_adj_col else pl.lit(None, dtype=pl.Float64)
     factor = pl.col("close") / adj
@@ -103,32 +150,55 @@ def detect_splits(bars: pl.DataFrame) -> list[Split]:
         (factor.shift(1) / factor).log().alias("adj_log_ratio"),
         (pl.col("close").shift(1) / pl.col("open")).log().alias("gap_log_ratio"),
     ).slice(1)
-
+    volume = [float(v) if v is not None else 0.0 for v in bars["volume"].to_list()]
+    index = {d: i for i, d in enumerate(bars["date"].to_list())}
     candidates = pairs.filter(
-        pl.when(pl.col("use_adj"))
+        pl.col("date").is_in(list(table))
+        | pl.when(pl.col("use_adj"))
         .then(pl.col("adj_log_ratio").abs() > ADJ_JUMP_MIN)
         .otherwise(pl.col("gap_log_ratio").abs() > math.log(2) - GAP_TOLERANCE)
     )
     splits: list[Split] = []
+    ambiguous: list[AmbiguousGap] = []
     for day, use_adj, adj_lr, gap_lr in candidates.iter_rows():
+        if day in table:
+            splits.append(Split(date=day, ratio=table[day].ratio, source="table"))
+            continue
         if use_adj:
             ratio = _nearest(adj_lr, ADJ_CLOSE_RATIOS, ADJ_TOLERANCE)
-            source = "adj_close"
+            if ratio is not None:
+                splits.append(Split(date=day, ratio=ratio, source="adj_close"))
+            continue
+        ratio = _nearest(gap_lr, GAP_RATIOS, GAP_TOLERANCE)
+        if ratio is None:
+            continue
+        vr = _volume_ratio(volume, index[day])
+        if vr is not None and abs(math.log(vr) - math.log(ratio)) <= VOLUME_TOLERANCE:
+            splits.append(Split(date=day, ratio=ratio, source="gap+volume"))
         else:
-            ratio = _nearest(gap_lr, GAP_RATIOS, GAP_TOLERANCE)
-            source = "gap"
-        if ratio is not None:
-            splits.append(Split(date=day, ratio=ratio, source=source))
-    return splits
+            ambiguous.append(AmbiguousGap(day, ratio, float(-gap_lr), vr))
+    return splits, ambiguous
 
 
-def adjust_splits(bars: pl.DataFrame) -> tuple[pl.DataFrame, list[Split]]:
+def ambiguous_gaps(bars: pl.DataFrame, known: Sequence[Split] = ()) -> list[AmbiguousGap]:
+    """Gaps the size of a split that neither adj_close, the table nor the volume settles."""
+    return classify_gaps(bars, known)[1]
+
+
+def detect_splits(bars: pl.DataFrame, known: Sequence[Split] = ()) -> list[Split]:
+    """Splits in a Bars frame, by the rule in the module docstring, oldest first."""
+    return classify_gaps(bars, known)[0]
+
+
+def adjust_splits(
+    bars: pl.DataFrame, known: Sequence[Split] = ()
+) -> tuple[pl.DataFrame, list[Split]]:
     """Rescale bars before each detected split to today's share count; return them and the splits.
 
     The input must be a validated Bars frame (sorted, unique dates). Prices after the last split
     are returned bit-for-bit unchanged.
     """
-    splits = detect_splits(bars)
+    splits = detect_splits(bars, known)
     if not splits:
         return bars, []
     events = pl.DataFrame(

@@ -224,6 +224,10 @@ def cmd_prediction(args: argparse.Namespace) -> int:
         ("premium / contracts", f"{_fmt(d['premium'], '.2f')} / {d['contracts']}"),
         ("reason", record["reason"]),
         (
+            "significance gate",
+            ("open: " if record["gate"]["open"] else "closed: ") + record["gate"]["reason"],
+        ),
+        (
             "model",
             f"version {record['model']['version']}, beats naive: {record['model']['beats_naive']}",
         ),

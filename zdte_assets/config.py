@@ -10,6 +10,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from zdte_assets.adjustment import Split
 
 #: Weeks of history the weekly study may draw from (enough for 30 + 4 x 10 rows and for the
 #: longest retraining window); shared by the `tuned_params` asset and the replay's warm-up.
@@ -34,6 +38,38 @@ def mlflow_tracking_uri() -> str:
     if uri:
         return uri
     return f"sqlite:///{zdte_home() / 'mlflow.db'}"
+
+
+def known_splits(ticker: str) -> list[Split]:
+    """Splits of `ticker` listed in the CSV file ``ZDTE_SPLITS`` (columns ticker, date, ratio as
+    shares after / before, e.g. ``AAPL,2020-08-31,4``); none when the variable is unset.
+
+    The table settles gaps the data cannot (see `adjustment`); a malformed file is one clear error.
+    """
+    path = os.environ.get("ZDTE_SPLITS", "").strip()
+    if not path:
+        return []
+    import csv
+    import datetime as dt
+
+    from zdte_assets.adjustment import Split
+
+    out = []
+    try:
+        with open(path, newline="") as fh:
+            for n, row in enumerate(csv.DictReader(fh), start=2):
+                try:
+                    if row["ticker"].strip().upper() != ticker.upper():
+                        continue
+                    ratio = float(row["ratio"])
+                    if not ratio > 0:
+                        raise ValueError("ratio must be positive")
+                    out.append(Split(dt.date.fromisoformat(row["date"].strip()), ratio, "table"))
+                except (KeyError, ValueError, AttributeError) as exc:
+                    raise ValueError(f"ZDTE_SPLITS {path} line {n}: {exc}") from None
+    except OSError as exc:
+        raise ValueError(f"ZDTE_SPLITS {path}: {exc.strerror}") from None
+    return sorted(out, key=lambda s: s.date)
 
 
 def tickers() -> list[str]:

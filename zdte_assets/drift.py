@@ -42,7 +42,7 @@ TRIGGER_NAMES: tuple[str, ...] = ("rmse_ratio", "accuracy_floor", "data_drift", 
 #: Keys ``evaluate_triggers`` accepts in its ``report_parts``.
 REPORT_PARTS: tuple[str, ...] = ("performance", "feature_drift", "target_drift")
 #: Columns of a feature frame that are not features.
-NON_FEATURE_COLUMNS: frozenset[str] = frozenset({"date", "open", "target"})
+NON_FEATURE_COLUMNS: frozenset[str] = frozenset({"date", "open", "session_vol", "target"})
 #: Floor for a bin proportion in PSI, so an empty bin gives a large but finite term.
 PSI_EPS = 1e-4
 

@@ -63,6 +63,15 @@ def directional_hits(actual: ArrayLike, predicted: ArrayLike) -> NDArray[np.floa
     return out
 
 
+def directional_accuracy(actual: ArrayLike, predicted: ArrayLike) -> float:
+    """Hits over calls (``directional_hits``): the one directional accuracy of the platform,
+    used by the study, the drift report, the outcome and the replay. NaN when nothing was called.
+    """
+    hits = directional_hits(actual, predicted)
+    calls = np.isfinite(hits)
+    return float(np.mean(hits[calls])) if calls.any() else math.nan
+
+
 def base_rate_up(actual: ArrayLike) -> float:
     """Share of up days (return > 0): the accuracy of "always up", the bar to clear.
 

@@ -30,12 +30,21 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 from numpy.lib.stride_tricks import sliding_window_view
 
+from zdte_assets.volatility import garman_klass_terms, session_vol
+
+if TYPE_CHECKING:
+    from zdte_assets.adjustment import Split
+
 MAX_LAGS = 5
+#: Column holding the EWMA Garman-Klass forecast of the session's volatility (see `volatility`).
+SESSION_VOL = "session_vol"
 #: Exact number of prior bars every feature row is computed from.
 LOOKBACK = 60
 
@@ -141,6 +150,8 @@ def _window_features(
     gk_terms = 0.5 * hl[:, -RV_LONG:] ** 2 - (2.0 * math.log(2.0) - 1.0) * r_oc[:, -RV_LONG:] ** 2
     # Non-negative for consistent bars (|log(C/O)| <= log(H/L)); the clip only guards bad input.
     out["rv_gk_20"] = np.sqrt(np.maximum(np.mean(gk_terms, axis=1), 0.0))
+    # The session volatility forecast the predictive distribution is built on (not a model input).
+    out[SESSION_VOL] = session_vol(garman_klass_terms(o, h, lo, c))
 
     diff = np.diff(c[:, -(RSI_WINDOW + 1) :], axis=1)
     gains = np.maximum(diff, 0.0).sum(axis=1)
@@ -229,6 +240,7 @@ def _frame(dates: pl.Series, open_t: np.ndarray, feats: dict[str, np.ndarray]) -
     data: dict[str, pl.Series] = {
         "date": dates.alias("date"),
         "open": pl.Series("open", open_t, dtype=pl.Float64),
+        SESSION_VOL: pl.Series(SESSION_VOL, feats[SESSION_VOL], dtype=pl.Float64),
     }
     for name in columns:
         data[name] = pl.Series(name, feats[name], dtype=pl.Float64)
@@ -236,7 +248,7 @@ def _frame(dates: pl.Series, open_t: np.ndarray, feats: dict[str, np.ndarray]) -
 
 
 def _empty_feature_frame() -> pl.DataFrame:
-    schema = {"date": pl.Date, "open": pl.Float64} | {
+    schema = {"date": pl.Date, "open": pl.Float64, SESSION_VOL: pl.Float64} | {
         name: pl.Float64 for name in feature_columns(MAX_LAGS)
     }
     return pl.DataFrame(schema=schema)
@@ -246,8 +258,8 @@ def build_feature_frame(bars: pl.DataFrame) -> pl.DataFrame:
     """Feature rows for every bar that has ``LOOKBACK`` bars before it (training and backtests).
 
     The first ``LOOKBACK`` bars only serve as history and get no row, so every returned row is
-    complete and finite. Columns: ``date``, ``open`` (of that day), then
-    ``feature_columns(MAX_LAGS)``.
+    complete and finite. Columns: ``date``, ``open`` (of that day), ``session_vol`` (the
+    volatility forecast, not a model input), then ``feature_columns(MAX_LAGS)``.
     """
     dates, arr = _arrays(bars, "build_feature_frame")
     n = bars.height
@@ -331,12 +343,16 @@ def training_frame(bars: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def feature_row_at_open(history: pl.DataFrame, day: dt.date, open_t: float) -> pl.DataFrame:
+def feature_row_at_open(
+    history: pl.DataFrame, day: dt.date, open_t: float, known: Sequence[Split] = ()
+) -> pl.DataFrame:
     """The row of `day` as the 09:30 prediction sees it, with unadjusted splits taken out.
 
     Splits are detected on the LOOKBACK bars before `day` plus a stand-in bar for `day` that
     holds only `open_t` (high = low = close = open, no adj_close), so a split taking effect on
-    `day` itself is caught from its overnight gap, the one fact of `day` known at the open.
+    `day` itself is seen in its overnight gap, the one fact of `day` known at the open. It is
+    taken out only when listed in `known` (or shown by adj_close): at the open no volume can
+    corroborate a gap yet (see `adjustment`).
     Features are scale-free, so rescaling the window to today's share count is all it takes.
     """
     from zdte_assets.adjustment import adjust_splits
@@ -355,7 +371,7 @@ def feature_row_at_open(history: pl.DataFrame, day: dt.date, open_t: float) -> p
         schema={c: window.schema[c] for c in window.columns if c in _BAR_COLUMNS_WITH_ADJ},
     )
     combined = pl.concat([window.select(stand_in.columns), stand_in], how="vertical_relaxed")
-    adjusted, _ = adjust_splits(combined)
+    adjusted, _ = adjust_splits(combined, known)
     return build_feature_row(adjusted.filter(pl.col("date") < day), day, open_t)
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from zdte_assets import calendar, drift, evaluation
+from zdte_assets.adjustment import Split
 from zdte_assets.config import STUDY_LOOKBACK_WEEKS
 from zdte_assets.features import LOOKBACK, feature_columns, feature_row_at_open, target_frame
 from zdte_assets.storage import json_safe
@@ -46,7 +47,10 @@ def history_before(bars: pl.DataFrame, day: dt.date, sessions: int) -> pl.DataFr
 
 
 def feature_frame(
-    bars: pl.DataFrame, opens: Mapping[dt.date, float], days: Sequence[dt.date]
+    bars: pl.DataFrame,
+    opens: Mapping[dt.date, float],
+    days: Sequence[dt.date],
+    known: Sequence[Split] = (),
 ) -> pl.DataFrame:
     """Feature rows of `days`, each from the LOOKBACK bars before it and its own open."""
     rows = []
@@ -54,7 +58,7 @@ def feature_frame(
         if day not in opens:
             raise MissingHistoryError(f"features for {day} need session_open of {day}")
         history = history_before(bars, day, LOOKBACK)
-        rows.append(feature_row_at_open(history, day, float(opens[day])))
+        rows.append(feature_row_at_open(history, day, float(opens[day]), known))
     return pl.concat(rows).sort("date")
 
 

@@ -49,9 +49,11 @@ def pareto_front(
 
 
 def feature_importance(names: Sequence[str], gains: Sequence[float], path: Path) -> Path:
+    """Horizontal bars, 0.35 inch per feature so that labels never overlap."""
     order = np.argsort(np.asarray(gains, dtype=float))
-    fig, ax = plt.subplots(figsize=(6, max(2.0, 0.3 * len(names) + 1)))
+    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.35 * len(names) + 1.2)))
     ax.barh([names[i] for i in order], [float(gains[i]) for i in order])
+    ax.tick_params(axis="y", labelsize=9)
     ax.set_xlabel("LightGBM gain")
     return _save(fig, path)
 
@@ -92,4 +94,44 @@ def line_chart(
     if len(series) > 1:
         ax.legend(fontsize=8)
     fig.autofmt_xdate()
+    return _save(fig, path)
+
+
+def event_timeline(
+    x: Sequence[object],
+    events: dict[str, Sequence[bool]],
+    path: Path,
+    title: str = "",
+    markers: Sequence[object] = (),
+) -> Path:
+    """One row of dots per named event (e.g. each drift trigger) on the days it happened."""
+    names = list(events) or ["(none)"]
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.4 * len(names)))
+    for row, name in enumerate(names):
+        days = [d for d, hit in zip(x, events.get(name, ()), strict=False) if hit]
+        ax.scatter(days, [row] * len(days), s=14)  # type: ignore[arg-type]
+    for m in markers:
+        ax.axvline(m, color="red", alpha=0.4, linewidth=0.8)  # type: ignore[arg-type]
+    ax.set_yticks(range(len(names)), names)
+    ax.set_ylim(-0.5, len(names) - 0.5)
+    if x:
+        ax.set_xlim(x[0], x[-1])  # type: ignore[arg-type]
+    ax.set_title(title)
+    fig.autofmt_xdate()
+    return _save(fig, path)
+
+
+def pit_histogram(counts: Sequence[int], path: Path, title: str = "") -> Path:
+    """Counts of the probability integral transform in ten bins, with the flat line of a
+    calibrated forecast."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    edges = np.linspace(0.0, 1.0, len(counts) + 1)
+    ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", edgecolor="white")
+    total = float(sum(counts))
+    if total:
+        ax.axhline(total / len(counts), color="grey", linestyle="--", label="calibrated")
+        ax.legend(fontsize=8)
+    ax.set_xlabel("PIT (forecast probability below the realized return)")
+    ax.set_ylabel("days")
+    ax.set_title(title)
     return _save(fig, path)

@@ -16,20 +16,25 @@ import datetime as dt
 import math
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from zdte_assets import calendar, pricing, storage
+from zdte_assets.evaluation import directional_hits
 from zdte_assets.expiries import ExpiryCalendar
-from zdte_assets.training import FittedModel, predictive_distribution
+from zdte_assets.features import SESSION_VOL
+from zdte_assets.gate import significance_gate
+from zdte_assets.training import FittedModel
+from zdte_assets.volatility import Calibration, SessionForecast
 
-SCHEMA_VERSION = 1
-#: Central interval reported with every prediction.
+SCHEMA_VERSION = 2
+#: Central intervals reported with every prediction.
 INTERVAL_LEVEL = 0.9
-#: The daily volatility the option premium is priced from: Garman-Klass over 20 sessions
-#: (range-based, so it measures intraday open-to-close movement, which is what a 0-DTE option
-#: bought at the open lives through).
-VOL_FEATURE = "rv_gk_20"
+INNER_INTERVAL_LEVEL = 0.5
+#: The feature holding the session volatility forecast (see `volatility`).
+VOL_FEATURE = SESSION_VOL
+#: Minutes of a regular session: a shorter (early-close) session gets that share of the
+#: variance and of the forecast drift.
+FULL_SESSION_MINUTES = pricing.MINUTES_PER_SESSION
 
 
 class PredictionNotFound(LookupError):
@@ -44,21 +49,40 @@ def table_key(ticker: str) -> str:
     return f"predictions/{ticker.upper()}.parquet"
 
 
-class StudentTPredictive:
-    """Adapter giving pricing the model's Student-t forecast (fatter tails than a normal)."""
+def outcomes_key(ticker: str) -> str:
+    return f"outcomes/{ticker.upper()}.parquet"
 
-    def __init__(self, mean: float, sigma: float, df: float | None) -> None:
-        self.dist = predictive_distribution(mean, sigma, df)
 
-    def _ppf(self, u: np.ndarray) -> np.ndarray:
-        return np.asarray(self.dist.quantile(u), dtype=float)  # type: ignore[arg-type]
+def session_fraction(day: dt.date) -> float:
+    """Length of the session on `day` relative to a regular one (early closes are shorter)."""
+    minutes = (
+        calendar.session_close_time(day) - calendar.session_open_time(day)
+    ).total_seconds() / 60.0
+    return min(minutes / FULL_SESSION_MINUTES, 1.0)
 
-    def expected_payoff(self, kind: pricing.OptionKind, strike: float, spot: float) -> float:
-        return pricing.expected_payoff_from_ppf(kind, strike, spot, self._ppf)
 
-    def p_itm(self, kind: pricing.OptionKind, strike: float, spot: float) -> float:
-        p_above = self.dist.prob_above(math.log(strike / spot))
-        return p_above if kind == "call" else 1.0 - p_above
+def session_forecast(
+    mean: float, vol: float, calibration: Calibration, fraction: float = 1.0
+) -> SessionForecast:
+    """The day's distribution: the model's mean, the calibrated volatility forecast."""
+    return SessionForecast(
+        mu=mean * fraction, scale=vol * calibration.factor * math.sqrt(fraction), df=calibration.df
+    )
+
+
+def forecast_of(record: dict[str, Any]) -> SessionForecast:
+    """The distribution a stored prediction was made with."""
+    d = record["distribution"]
+    return SessionForecast(float(d["mu"]), float(d["scale"]), d["df"])
+
+
+def _interval(forecast: SessionForecast, open_price: float, level: float) -> dict[str, float]:
+    tail = (1.0 - level) / 2.0
+    return {
+        "level": level,
+        "low": open_price * math.exp(forecast.quantile(tail)),
+        "high": open_price * math.exp(forecast.quantile(1.0 - tail)),
+    }
 
 
 def make_prediction(
@@ -71,34 +95,43 @@ def make_prediction(
     model_info: dict[str, Any],
     decision_config: pricing.DecisionConfig,
     expiries: ExpiryCalendar,
+    past: pl.DataFrame,
 ) -> dict[str, Any]:
-    """The record for `day`: only the open, the causal feature row and the model trained before `day`."""
+    """The record for `day` from the open, the causal feature row, the model trained before
+    `day` and `past` (outcomes with `date`, `predicted_return`, `realized_return`; only rows
+    before `day` are used) for the significance gate."""
     if feature_row.height != 1 or feature_row["date"][0] != day:
         raise ValueError(f"prediction for {day} needs exactly the feature row of {day}")
     if not open_price > 0:
         raise ValueError(f"prediction for {day}: open {open_price} is not a positive price")
+    vol = float(feature_row[VOL_FEATURE][0])
+    if not (math.isfinite(vol) and vol > 0):
+        raise ValueError(f"prediction for {day}: {VOL_FEATURE} {vol} is not a positive number")
     mean = float(model.predict(feature_row)[0])
-    dist = predictive_distribution(mean, model.sigma)
-    vol_daily = float(feature_row[VOL_FEATURE][0])
+    forecast = session_forecast(mean, vol, model.calibration, session_fraction(day))
+    earlier = past.filter(pl.col("date") < day).sort("date")
+    gate = significance_gate(
+        earlier["predicted_return"].to_numpy(),
+        earlier["realized_return"].to_numpy(),
+        model.shrinkage,
+        decision_config.gate_config(),
+    )
     has_expiry = expiries.has_expiry(ticker, day)
     decision = pricing.decide(
-        spot_open=open_price,
-        mu=mean,
-        sigma_ret=model.sigma,
-        vol_daily=vol_daily,
-        decision_time=calendar.session_open_time(day),
-        close_time=calendar.session_close_time(day),
-        config=decision_config,
+        open_price,
+        forecast,
+        calendar.session_open_time(day),
+        calendar.session_close_time(day),
+        gate,
+        decision_config,
+        ticker=ticker,
         expiry_today=has_expiry,
-        model_beats_naive=bool(model_info["beats_naive"]),
-        predictive=StudentTPredictive(mean, model.sigma, dist.df),
         no_expiry_reason=(
             None
             if has_expiry
             else expiries.expiry_reason(ticker, day).removeprefix("no expiry today: ")
         ),
     )
-    tail = (1.0 - INTERVAL_LEVEL) / 2
     d = decision.to_dict()
     return {
         "schema_version": SCHEMA_VERSION,
@@ -107,16 +140,19 @@ def make_prediction(
         "decision_time": calendar.session_open_time(day).isoformat(),
         "close_time": calendar.session_close_time(day).isoformat(),
         "open": open_price,
-        "predicted_return": mean,
-        "predicted_close": open_price * math.exp(mean),
-        "p_up": dist.p_up,
-        "interval": {
-            "level": INTERVAL_LEVEL,
-            "low": open_price * math.exp(dist.quantile(tail)),
-            "high": open_price * math.exp(dist.quantile(1.0 - tail)),
+        "predicted_return": forecast.mu,
+        "predicted_close": open_price * math.exp(forecast.mu),
+        "p_up": forecast.p_up,
+        "interval": _interval(forecast, open_price, INTERVAL_LEVEL),
+        "interval_50": _interval(forecast, open_price, INNER_INTERVAL_LEVEL),
+        "distribution": {
+            **forecast.to_dict(),
+            "session_vol": vol,
+            "calibration_factor": model.calibration.factor,
+            "calibration_n": model.calibration.n,
         },
-        "distribution": {"family": "student_t", "mean": mean, "sigma": model.sigma, "df": dist.df},
-        "vol_daily": vol_daily,
+        "vol_daily": vol,
+        "gate": gate.to_dict(),
         "action": decision.action,
         "reason": decision.reason,
         "decision": {
@@ -124,6 +160,8 @@ def make_prediction(
             "reason_code": d["reason_code"],
             "option": d["option_kind"],
             "strike": d["strike"],
+            "strike_increment": d["strike_increment"],
+            "model_price": d["model_price"],
             "premium": d["premium"],
             "cost_per_share": d["cost_per_share"],
             "expected_payoff": d["expected_payoff"],
@@ -144,6 +182,7 @@ def make_prediction(
             "tuned_as_of": model_info["tuned_as_of"],
             "trained_through": model_info["train_last"],
             "beats_naive": bool(model_info["beats_naive"]),
+            "shrinkage": model.shrinkage,
         },
         "naive": {"predicted_return": 0.0, "predicted_close": open_price},
     }
@@ -160,11 +199,14 @@ TABLE_SCHEMA: dict[str, Any] = {
     "interval_low": pl.Float64,
     "interval_high": pl.Float64,
     "action": pl.String,
+    "reason_code": pl.String,
+    "gate_open": pl.Boolean,
     "option": pl.String,
     "strike": pl.Float64,
     "premium": pl.Float64,
     "contracts": pl.Int64,
     "expected_value": pl.Float64,
+    "expected_value_usd": pl.Float64,
     "reason": pl.String,
     "model_version": pl.String,
     "schema_version": pl.Int64,
@@ -183,11 +225,14 @@ def table_row(record: dict[str, Any]) -> pl.DataFrame:
         "interval_low": record["interval"]["low"],
         "interval_high": record["interval"]["high"],
         "action": record["action"],
+        "reason_code": dec["reason_code"],
+        "gate_open": record["gate"]["open"],
         "option": dec["option"],
         "strike": dec["strike"],
         "premium": dec["premium"],
         "contracts": dec["contracts"],
         "expected_value": dec["expected_value"],
+        "expected_value_usd": dec["expected_value_usd"],
         "reason": record["reason"],
         "model_version": record["model"]["version"],
         "schema_version": record["schema_version"],
@@ -225,13 +270,37 @@ def read_prediction(
     return dict(storage.read_json(store, key))
 
 
+#: Columns of the outcomes table the significance gate and the report read.
+OUTCOME_SCHEMA: dict[str, Any] = {
+    "date": pl.Date,
+    "ticker": pl.String,
+    "predicted_return": pl.Float64,
+    "realized_return": pl.Float64,
+    "p_up": pl.Float64,
+    "pit": pl.Float64,
+    "log_score": pl.Float64,
+    "z": pl.Float64,
+    "in_interval_50": pl.Boolean,
+    "in_interval": pl.Boolean,
+    "action": pl.String,
+    "expected_value_usd": pl.Float64,
+    "pnl_usd": pl.Float64,
+    "model_version": pl.String,
+}
+
+
 def make_outcome(
     prediction: dict[str, Any], close: float, prev_close: float | None
 ) -> dict[str, Any]:
-    """What happened: error and direction next to the naive forecasts, and the trade's P&L."""
+    """What happened: error and direction next to the naive forecasts, calibration, the P&L.
+
+    Errors are ``realized - predicted`` (as in `evaluation`); a direction hit is
+    `evaluation.directional_hits` (None when the forecast was exactly 0, a miss on a flat day).
+    """
     open_price = float(prediction["open"])
     realized = math.log(close / open_price)
     predicted = float(prediction["predicted_return"])
+    forecast = forecast_of(prediction)
     dec = prediction["decision"]
     pnl = 0.0
     payoff = None
@@ -242,7 +311,9 @@ def make_outcome(
             * dec["config"]["contract_multiplier"]
             * dec["contracts"]
         )
-    up = close > open_price
+    hit = float(directional_hits([realized], [predicted])[0])
+    inner = prediction["interval_50"]
+    outer = prediction["interval"]
     return {
         "schema_version": SCHEMA_VERSION,
         "ticker": prediction["ticker"],
@@ -252,20 +323,26 @@ def make_outcome(
         "realized_return": realized,
         "predicted_return": predicted,
         "predicted_close": prediction["predicted_close"],
-        "error": predicted - realized,
-        "abs_error": abs(predicted - realized),
-        "naive_error": 0.0 - realized,
+        "error": realized - predicted,
+        "abs_error": abs(realized - predicted),
+        "naive_error": realized - 0.0,
         "prev_close": prev_close,
-        "prev_close_error": (math.log(prev_close / open_price) - realized) if prev_close else None,
-        "up": up,
+        "prev_close_error": (realized - math.log(prev_close / open_price)) if prev_close else None,
+        "up": realized > 0.0,
         "p_up": prediction["p_up"],
-        "direction_hit": None if predicted == 0.0 else bool((predicted > 0) == up),
-        "in_interval": prediction["interval"]["low"] <= close <= prediction["interval"]["high"],
+        "direction_hit": None if math.isnan(hit) else bool(hit),
+        "pit": float(forecast.cdf(realized)),
+        "log_score": forecast.logpdf(realized),
+        "z": (realized - forecast.location) / forecast.scale if forecast.scale > 0 else None,
+        "in_interval": outer["low"] <= close <= outer["high"],
+        "in_interval_50": inner["low"] <= close <= inner["high"],
         "action": prediction["action"],
         "option": dec["option"],
         "strike": dec["strike"],
         "premium": dec["premium"],
         "contracts": dec["contracts"],
+        "cost_usd": dec["cost_usd"],
+        "expected_value_usd": dec["expected_value_usd"],
         "payoff_per_share": payoff,
         "pnl_usd": pnl,
         "naive_action": "NO_TRADE",
@@ -274,11 +351,42 @@ def make_outcome(
     }
 
 
+def outcome_row(outcome: dict[str, Any]) -> pl.DataFrame:
+    row = {name: outcome[name] for name in OUTCOME_SCHEMA if name != "date"}
+    row["date"] = dt.date.fromisoformat(outcome["date"])
+    return pl.DataFrame([row], schema=OUTCOME_SCHEMA)
+
+
+def publish_outcome(store: storage.Store, outcome: dict[str, Any]) -> str:
+    """Replace the day's row of the outcomes table (what the significance gate reads)."""
+    row = outcome_row(outcome)
+    key = outcomes_key(outcome["ticker"])
+    if store.exists(key):
+        old = storage.read_parquet(store, key)
+        table = pl.concat(
+            [old.filter(pl.col("date") != row["date"][0]), row], how="vertical_relaxed"
+        )
+    else:
+        table = row
+    storage.write_parquet(store, key, table.sort("date"))
+    return store.url(key)
+
+
+def past_outcomes(store: storage.Store, ticker: str, before: dt.date) -> pl.DataFrame:
+    """Outcomes of `ticker` on days before `before` (empty when none are stored)."""
+    key = outcomes_key(ticker)
+    if not store.exists(key):
+        return pl.DataFrame(schema=OUTCOME_SCHEMA)
+    return storage.read_parquet(store, key).filter(pl.col("date") < before).sort("date")
+
+
 __all__ = [
     "SCHEMA_VERSION",
     "PredictionNotFound",
     "make_outcome",
     "make_prediction",
+    "past_outcomes",
     "publish",
+    "publish_outcome",
     "read_prediction",
 ]

@@ -1,53 +1,53 @@
 """Option prices, expected payoffs and the morning 0-DTE decision.
 
-The decision compares two numbers per share for each candidate option:
+The decision compares two numbers per share for each candidate option, both computed from the
+*same* session distribution (``volatility.SessionForecast``: one volatility, one tail shape):
 
-* what the market is assumed to charge: a Black-Scholes price (rate 0 by default, since a
-  same-day option earns a negligible carry) at an implied volatility of
-  ``realized daily vol x sqrt(252) x iv_ratio`` (buyers pay implied volatility, which usually
-  exceeds realized), plus half the bid-ask spread and the commission spread over the shares of
-  one contract;
-* what the model expects the option to pay at the close: the expectation of the payoff under the
-  predictive distribution of ``log(close / open)``.
+* what the market is assumed to charge: the option's expected payoff when the close is expected
+  to equal the open (a same-day option earns no carry) and the volatility is ``iv_ratio`` times
+  the session forecast (buyers pay implied volatility, which usually exceeds realized), plus the
+  half-spread and the commission spread over the shares of one contract;
+* what the model expects the option to pay at the close: the expected payoff under the same
+  distribution at the session forecast with the model's mean ``mu``.
 
-It buys only when the second exceeds the first by more than ``min_edge``, because a rule that
-abstains when the expected value after costs is not positive is the one that does not lose money
-on noise.
+Because the two differ only in ``mu`` and in a volatility ratio of at least 1, a forecast of 0
+can never show an edge: the expected payoff of an option grows with the volatility of a
+distribution of fixed mean (for any shape), so the premium is at least the model's expected
+payoff, and costs come on top. An edge comes from the forecast or not at all, and a trade also
+needs the significance gate (``gate``) to be open.
 
-Strike choice: for each side (call and put) the decision evaluates the ``strikes_per_side``
-listed strikes at or below the open and the same number at or above it (see
-:func:`strike_grid`; the default 2 covers the at-the-money strike, the first out-of-the-money
-strike on each side and one further step). Among candidates whose expected value per share
-exceeds ``min_edge`` and of which at least one contract fits the budget, it picks the one with
-the highest expected value of the whole position in USD (so the budget, not the share count,
-is what is compared); ties go to the higher value per share. When nothing qualifies, the
-candidate with the highest expected value per share is still reported so that a report can show
-what was passed over.
+Strikes: listed on a grid whose increment depends on the ticker and the price
+(``DecisionConfig.strike_increment``); candidates are the strikes within ``max_strike_sd``
+session standard deviations of the open (at least the nearest strike). Among candidates whose
+expected value per share exceeds ``min_edge`` and of which one contract fits the budget, the
+pick is the highest expected value of the position in USD, sized by the budget and capped at
+``max_contracts`` (the reason names the cap when it binds).
 
-Cost units (all in USD): ``spread_cost`` is per share and paid once on entry (half the bid-ask
-spread, e.g. 0.02); ``commission`` is per contract and paid once on entry (e.g. 0.65). Options are
-assumed to be held to the close and worth their intrinsic value there, with no exit cost.
+Costs (USD): half the bid-ask spread per share, ``max(spread_fraction x price, spread_floor)``,
+paid once on entry; ``commission`` per contract on entry. Options are held to the close and worth
+their intrinsic value there, with no exit cost.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
-import numpy as np
 from scipy.stats import norm
 
 from zdte_assets import calendar as trading_calendar
+from zdte_assets.gate import Gate, GateConfig
+from zdte_assets.volatility import SessionForecast
 
 OptionKind = Literal["call", "put"]
 Action = Literal["CALL", "PUT", "NO_TRADE"]
 ReasonCode = Literal[
     "trade",
     "no_expiry",
-    "model_not_better_than_naive",
+    "forecast_not_significant",
     "session_closed",
     "edge_below_threshold",
     "premium_above_budget",
@@ -163,49 +163,29 @@ def _round_strike(value: float) -> float:
     return round(value, 6)
 
 
-def strike_grid(spot: float, increment: float = 2.5, n: int = 2) -> list[float]:
-    """Listed strikes around the open: ``n`` at or below it and ``n`` at or above it.
+def candidate_strikes(spot: float, increment: float, scale: float, max_sd: float) -> list[float]:
+    """Listed strikes within ``max_sd`` session standard deviations (in log) of the open.
 
-    An open that sits exactly on a strike counts that strike once, giving ``2n - 1`` strikes.
-    Only positive strikes are returned. Strikes are assumed to be listed on a regular grid of
-    ``increment`` (2.5 USD suits AAPL near the money; SPY lists 1 USD strikes).
+    Strikes sit on a grid of ``increment``. The nearest strike is always included, so a session
+    forecast narrower than half an increment still prices the at-the-money option; only positive
+    strikes are returned.
     """
     _check_positive("spot", spot)
     _check_positive("increment", increment)
-    if n < 1:
-        raise ValueError(f"n must be at least 1, got {n}")
-    x = spot / increment
-    lo = math.floor(x + _STRIKE_EPS)
-    hi = math.ceil(x - _STRIKE_EPS)
-    return [_round_strike(k * increment) for k in range(lo - (n - 1), hi + n) if k * increment > 0]
+    _check_non_negative("scale", scale)
+    _check_non_negative("max_sd", max_sd)
+    lo = spot * math.exp(-max_sd * scale)
+    hi = spot * math.exp(max_sd * scale)
+    first = math.ceil(lo / increment - _STRIKE_EPS)
+    last = math.floor(hi / increment + _STRIKE_EPS)
+    ks = {k for k in range(first, last + 1) if k > 0}
+    nearest = math.floor(spot / increment + 0.5)
+    if nearest > 0:
+        ks.add(nearest)
+    return [_round_strike(k * increment) for k in sorted(ks)]
 
 
-@dataclass(frozen=True)
-class NearestStrikes:
-    """The strikes closest to the open: at the money, and the first out of the money per side."""
-
-    atm: float
-    call_otm: float
-    put_otm: float
-
-
-def nearest_strikes(spot: float, increment: float = 2.5) -> NearestStrikes:
-    """ATM (nearest, ties upward), first call strike >= spot, first put strike <= spot.
-
-    If the open is on a strike, all three are that strike. A put strike of 0 can occur only for
-    an open below one increment; it is returned as is and should not be traded.
-    """
-    _check_positive("spot", spot)
-    _check_positive("increment", increment)
-    x = spot / increment
-    return NearestStrikes(
-        atm=_round_strike(math.floor(x + 0.5) * increment),
-        call_otm=_round_strike(math.ceil(x - _STRIKE_EPS) * increment),
-        put_otm=_round_strike(math.floor(x + _STRIKE_EPS) * increment),
-    )
-
-
-# ---------------------------------------------------------------- payoffs and expectations
+# ---------------------------------------------------------------------------------- payoffs
 
 
 def payoff_at_close(kind: OptionKind, strike: float, close: float) -> float:
@@ -216,203 +196,106 @@ def payoff_at_close(kind: OptionKind, strike: float, close: float) -> float:
     return max(strike - close, 0.0)
 
 
-def _payoff_array(kind: OptionKind, strike: float, closes: np.ndarray) -> np.ndarray:
-    if kind == "call":
-        return np.maximum(closes - strike, 0.0)
-    return np.maximum(strike - closes, 0.0)
-
-
-def expected_payoff(
-    kind: OptionKind, strike: float, spot: float, mu: float, sigma_ret: float
-) -> float:
-    """E[payoff] when log(close/open) ~ Normal(mu, sigma_ret^2), by the lognormal partial mean.
-
-    This is the model's side of the trade: unlike the Black-Scholes price it uses the predicted
-    drift ``mu`` and the predicted spread ``sigma_ret`` (both for the whole remaining session,
-    not annualised).
-    """
-    kind = _check_kind(kind)
-    _check_positive("spot", spot)
-    _check_positive("strike", strike)
-    _check_non_negative("sigma_ret", sigma_ret)
-    if not math.isfinite(mu):
-        raise ValueError(f"mu must be finite, got {mu!r}")
-    if sigma_ret == 0.0:
-        return payoff_at_close(kind, strike, spot * math.exp(mu))
-    d2 = (math.log(spot / strike) + mu) / sigma_ret
-    d1 = d2 + sigma_ret
-    forward = spot * math.exp(mu + 0.5 * sigma_ret * sigma_ret)
-    if kind == "call":
-        return float(forward * norm.cdf(d1) - strike * norm.cdf(d2))
-    return float(strike * norm.cdf(-d2) - forward * norm.cdf(-d1))
-
-
-def prob_itm(kind: OptionKind, strike: float, spot: float, mu: float, sigma_ret: float) -> float:
-    """Probability of finishing strictly in the money under the normal log-return forecast."""
-    kind = _check_kind(kind)
-    _check_positive("spot", spot)
-    _check_positive("strike", strike)
-    _check_non_negative("sigma_ret", sigma_ret)
-    if sigma_ret == 0.0:
-        close = spot * math.exp(mu)
-        return float(close > strike) if kind == "call" else float(close < strike)
-    d2 = (math.log(spot / strike) + mu) / sigma_ret
-    return float(norm.cdf(d2) if kind == "call" else norm.cdf(-d2))
-
-
-class Predictive(Protocol):
-    """A predictive distribution of log(close/open) that can value an option held to the close."""
-
-    def expected_payoff(self, kind: OptionKind, strike: float, spot: float) -> float: ...
-
-    def p_itm(self, kind: OptionKind, strike: float, spot: float) -> float: ...
-
-
-@dataclass(frozen=True)
-class NormalPredictive:
-    """Normal log returns: the closed form, and the default for :func:`decide`."""
-
-    mu: float
-    sigma: float
-
-    def expected_payoff(self, kind: OptionKind, strike: float, spot: float) -> float:
-        return expected_payoff(kind, strike, spot, self.mu, self.sigma)
-
-    def p_itm(self, kind: OptionKind, strike: float, spot: float) -> float:
-        return prob_itm(kind, strike, spot, self.mu, self.sigma)
-
-
-@dataclass(frozen=True)
-class QuantilePredictive:
-    """Log-return quantiles (e.g. from quantile regression or a Student-t fit) as a distribution.
-
-    The quantile function is interpolated linearly between the given levels and held flat beyond
-    the outermost ones, so tails beyond them are cut off; give levels reaching far enough (e.g.
-    0.001 and 0.999) for out-of-the-money strikes.
-    """
-
-    levels: tuple[float, ...]
-    values: tuple[float, ...]
-    grid_size: int = 4000
-
-    def __post_init__(self) -> None:
-        lv = np.asarray(self.levels, dtype=float)
-        vv = np.asarray(self.values, dtype=float)
-        if lv.ndim != 1 or lv.shape != vv.shape or lv.size < 2:
-            raise ValueError("levels and values must be 1-D sequences of equal length >= 2")
-        if not (np.all((lv > 0) & (lv < 1)) and np.all(np.diff(lv) > 0)):
-            raise ValueError("levels must be strictly increasing inside (0, 1)")
-        if not (np.all(np.isfinite(vv)) and np.all(np.diff(vv) >= 0)):
-            raise ValueError("quantile values must be finite and non-decreasing")
-
-    def _closes(self, spot: float) -> np.ndarray:
-        u = (np.arange(self.grid_size) + 0.5) / self.grid_size
-        return spot * np.exp(np.interp(u, self.levels, self.values))
-
-    def expected_payoff(self, kind: OptionKind, strike: float, spot: float) -> float:
-        kind = _check_kind(kind)
-        return float(np.mean(_payoff_array(kind, strike, self._closes(spot))))
-
-    def p_itm(self, kind: OptionKind, strike: float, spot: float) -> float:
-        closes = self._closes(spot)
-        hits = closes > strike if _check_kind(kind) == "call" else closes < strike
-        return float(np.mean(hits))
-
-
-def expected_payoff_from_quantiles(
-    kind: OptionKind,
-    strike: float,
-    spot: float,
-    levels: Sequence[float],
-    values: Sequence[float],
-) -> float:
-    """E[payoff] for a non-normal forecast given as log-return quantiles (see QuantilePredictive)."""
-    return QuantilePredictive(tuple(levels), tuple(values)).expected_payoff(kind, strike, spot)
-
-
-def expected_payoff_from_ppf(
-    kind: OptionKind,
-    strike: float,
-    spot: float,
-    ppf: Callable[[np.ndarray], np.ndarray],
-    grid_size: int = 20000,
-) -> float:
-    """E[payoff] by integrating over the quantile function of log(close/open), e.g. a Student-t.
-
-    Integrating in probability space (midpoint rule on u in (0, 1)) keeps the result finite for
-    heavy tails whose exponential moments do not exist, at the price of truncating the last
-    ``1 / (2 grid_size)`` of each tail.
-    """
-    kind = _check_kind(kind)
-    _check_positive("spot", spot)
-    _check_positive("strike", strike)
-    u = (np.arange(grid_size) + 0.5) / grid_size
-    closes = spot * np.exp(np.asarray(ppf(u), dtype=float))
-    return float(np.mean(_payoff_array(kind, strike, closes)))
-
-
-@dataclass(frozen=True)
-class EmpiricalPredictive:
-    """Equally weighted sampled log returns (ensemble members, bootstrap or residual draws)."""
-
-    samples: tuple[float, ...]
-
-    def __post_init__(self) -> None:
-        if len(self.samples) == 0 or not all(math.isfinite(x) for x in self.samples):
-            raise ValueError("samples must be a non-empty sequence of finite log returns")
-
-    def expected_payoff(self, kind: OptionKind, strike: float, spot: float) -> float:
-        closes = spot * np.exp(np.asarray(self.samples, dtype=float))
-        return float(np.mean(_payoff_array(_check_kind(kind), strike, closes)))
-
-    def p_itm(self, kind: OptionKind, strike: float, spot: float) -> float:
-        closes = spot * np.exp(np.asarray(self.samples, dtype=float))
-        hits = closes > strike if _check_kind(kind) == "call" else closes < strike
-        return float(np.mean(hits))
-
-
 # -------------------------------------------------------------------------------- decision
+
+#: Strike increments the defaults assume: exchange-traded funds with 1 USD strikes at any price.
+DEFAULT_TICKER_INCREMENTS: tuple[tuple[str, float], ...] = (
+    ("SPY", 1.0),
+    ("QQQ", 1.0),
+    ("IWM", 1.0),
+)
+#: Single stocks: (price below which, increment), checked in order; above the last, the default.
+DEFAULT_PRICE_INCREMENTS: tuple[tuple[float, float], ...] = ((25.0, 0.5), (200.0, 1.0))
+
+
+def _pairs(value: Any, name: str) -> tuple[tuple[Any, float], ...]:
+    try:
+        return tuple((a, float(b)) for a, b in value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a list of pairs, got {value!r}") from exc
 
 
 @dataclass(frozen=True)
 class DecisionConfig:
-    """Trading assumptions; every field is a plain number so the config round-trips via JSON.
+    """Trading assumptions; every field is a plain number or a list of pairs, so it round-trips
+    through JSON.
 
-    Units: ``spread_cost`` USD per share paid on entry (half the bid-ask spread);
-    ``commission`` USD per contract paid on entry; ``min_edge`` USD per share of expected value
-    after premium, spread and commission that a trade must exceed; ``budget_usd`` the most spent
-    on one day's position; ``max_contracts`` caps the size when premiums are very cheap;
-    ``strikes_per_side`` listed strikes evaluated below and above the open for each option kind;
-    ``rate`` the annual risk-free rate used in Black-Scholes.
+    Units: ``spread_fraction`` of the option's price and ``spread_floor`` USD per share, giving
+    the half-spread paid on entry; ``commission`` USD per contract on entry; ``min_edge`` USD per
+    share of expected value after premium and costs that a trade must exceed; ``budget_usd`` the
+    most spent on one day's position, ``max_contracts`` the cap on its size; ``max_strike_sd``
+    how far from the open (in session standard deviations) strikes are considered;
+    ``iv_ratio`` implied over forecast volatility, at least 1 (below it the decision would buy
+    volatility, not a forecast). ``ticker_strike_increments`` and ``price_strike_increments``
+    (``[price below which, increment]``, in order) with ``strike_increment_above`` give the strike
+    grid. ``gate_*`` configure the significance gate (see ``gate.GateConfig``).
     """
 
-    strike_increment: float = 2.5
     iv_ratio: float = 1.1
-    spread_cost: float = 0.02
+    spread_fraction: float = 0.03
+    spread_floor: float = 0.01
     commission: float = 0.65
     min_edge: float = 0.01
     budget_usd: float = 500.0
     contract_multiplier: int = 100
     max_contracts: int = 50
-    strikes_per_side: int = 2
-    rate: float = 0.0
+    max_strike_sd: float = 1.0
+    ticker_strike_increments: tuple[tuple[str, float], ...] = DEFAULT_TICKER_INCREMENTS
+    price_strike_increments: tuple[tuple[float, float], ...] = DEFAULT_PRICE_INCREMENTS
+    strike_increment_above: float = 2.5
+    gate_window: int = 250
+    gate_min_days: int = 60
+    gate_dm_alpha: float = 0.05
+    gate_pt_alpha: float = 0.05
 
     def __post_init__(self) -> None:
-        _check_positive("strike_increment", self.strike_increment)
-        _check_positive("iv_ratio", self.iv_ratio)
-        _check_non_negative("spread_cost", self.spread_cost)
-        _check_non_negative("commission", self.commission)
-        _check_non_negative("min_edge", self.min_edge)
+        if not (math.isfinite(self.iv_ratio) and self.iv_ratio >= 1.0):
+            raise ValueError(f"iv_ratio must be a finite number >= 1, got {self.iv_ratio!r}")
+        for name in ("spread_fraction", "spread_floor", "commission", "min_edge", "max_strike_sd"):
+            _check_non_negative(name, getattr(self, name))
         _check_positive("budget_usd", self.budget_usd)
-        if not math.isfinite(self.rate):
-            raise ValueError(f"rate must be finite, got {self.rate!r}")
-        for name in ("contract_multiplier", "max_contracts", "strikes_per_side"):
+        _check_positive("strike_increment_above", self.strike_increment_above)
+        for name in ("contract_multiplier", "max_contracts", "gate_window", "gate_min_days"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        tickers = _pairs(self.ticker_strike_increments, "ticker_strike_increments")
+        prices = _pairs(self.price_strike_increments, "price_strike_increments")
+        object.__setattr__(
+            self, "ticker_strike_increments", tuple((str(t).upper(), i) for t, i in tickers)
+        )
+        object.__setattr__(self, "price_strike_increments", tuple((float(p), i) for p, i in prices))
+        for _, inc in (*tickers, *prices):
+            _check_positive("strike increment", inc)
+        self.gate_config()  # validates the gate fields
+
+    def gate_config(self) -> GateConfig:
+        return GateConfig(
+            window=self.gate_window,
+            min_days=self.gate_min_days,
+            dm_alpha=self.gate_dm_alpha,
+            pt_alpha=self.gate_pt_alpha,
+        )
+
+    def strike_increment(self, ticker: str, price: float) -> float:
+        """The listed strike spacing for ``ticker`` near ``price``."""
+        for name, inc in self.ticker_strike_increments:
+            if name == ticker.upper():
+                return inc
+        for below, inc in self.price_strike_increments:
+            if price < below:
+                return inc
+        return self.strike_increment_above
+
+    def half_spread(self, price: float) -> float:
+        """Half the bid-ask spread per share: a fraction of the option's price, with a floor."""
+        return max(self.spread_fraction * price, self.spread_floor)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        for name in ("ticker_strike_increments", "price_strike_increments"):
+            out[name] = [list(p) for p in out[name]]
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DecisionConfig:
@@ -450,10 +333,10 @@ class Decision:
     ``action`` is NO_TRADE (they are None only when no option could be priced, i.e. after the
     close); ``contracts``, ``cost_usd`` and ``expected_value_usd`` are 0 unless a trade is made.
 
-    Per share (USD): ``model_price`` Black-Scholes at ``implied_vol``; ``premium`` =
-    ``model_price`` + spread; ``cost_per_share`` = ``premium`` + commission / multiplier;
-    ``expected_payoff`` under the predictive distribution; ``expected_value`` =
-    ``expected_payoff`` - ``cost_per_share``.
+    Per share (USD): ``model_price`` the market's assumed mid price; ``premium`` = ``model_price``
+    + half-spread; ``cost_per_share`` = ``premium`` + commission / multiplier;
+    ``expected_payoff`` under the model's forecast; ``expected_value`` = ``expected_payoff`` -
+    ``cost_per_share``. ``implied_vol`` is the market's volatility annualized over the time left.
     """
 
     action: Action
@@ -461,6 +344,7 @@ class Decision:
     reason_code: ReasonCode
     option_kind: OptionKind | None
     strike: float | None
+    strike_increment: float
     spot_open: float
     mu: float
     sigma_ret: float
@@ -477,6 +361,7 @@ class Decision:
     expected_value_usd: float
     contract_multiplier: int
     min_edge: float
+    gate: dict[str, Any] | None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -495,21 +380,24 @@ def contracts_for_budget(cost_per_share: float, config: DecisionConfig) -> int:
     return math.floor(config.budget_usd / per_contract * (1 + 1e-12))
 
 
-def _candidates(
-    spot: float,
-    predictive: Predictive,
-    sigma_annual: float,
-    t_years: float,
-    config: DecisionConfig,
+def market_forecast(forecast: SessionForecast, config: DecisionConfig) -> SessionForecast:
+    """What the market is assumed to price: no drift, ``iv_ratio`` times the volatility."""
+    return SessionForecast(0.0, forecast.scale * config.iv_ratio, forecast.df)
+
+
+def candidates(
+    spot: float, forecast: SessionForecast, increment: float, config: DecisionConfig
 ) -> list[Candidate]:
-    out = []
+    """Every option the decision considers, priced by the market and valued by the model."""
+    market = market_forecast(forecast, config)
     per_share_commission = config.commission / config.contract_multiplier
-    for strike in strike_grid(spot, config.strike_increment, config.strikes_per_side):
+    out = []
+    for strike in candidate_strikes(spot, increment, forecast.scale, config.max_strike_sd):
         for kind in _KINDS:
-            price = black_scholes(spot, strike, t_years, sigma_annual, config.rate, kind)
-            premium = price + config.spread_cost
+            price = market.expected_payoff(kind, strike, spot)
+            premium = price + config.half_spread(price)
             cost = premium + per_share_commission
-            payoff = predictive.expected_payoff(kind, strike, spot)
+            payoff = forecast.expected_payoff(kind, strike, spot)
             out.append(
                 Candidate(
                     kind=kind,
@@ -519,7 +407,7 @@ def _candidates(
                     cost_per_share=cost,
                     expected_payoff=payoff,
                     expected_value=payoff - cost,
-                    p_itm=predictive.p_itm(kind, strike, spot),
+                    p_itm=forecast.p_itm(kind, strike, spot),
                     contracts=contracts_for_budget(cost, config),
                 )
             )
@@ -542,43 +430,33 @@ def _label(c: Candidate) -> str:
 
 def decide(
     spot_open: float,
-    mu: float,
-    sigma_ret: float,
-    vol_daily: float,
+    forecast: SessionForecast,
     decision_time: datetime,
     close_time: datetime,
+    gate: Gate,
     config: DecisionConfig | None = None,
-    expiry_today: bool = True,
-    model_beats_naive: bool = True,
     *,
-    predictive: Predictive | None = None,
+    ticker: str = "",
+    expiry_today: bool = True,
     no_expiry_reason: str | None = None,
 ) -> Decision:
     """Recommend CALL, PUT or NO_TRADE for one session, with the reason in plain words.
 
-    Gates, in order: no same-day expiry; the model not beating the naive forecast on validation;
-    the session already closed; then the best candidate (see the module docstring) must clear
-    ``min_edge`` per share and at least one contract must fit the budget.
-
-    ``mu``/``sigma_ret`` describe log(close / spot_open) over the rest of the session (at the
-    open: the model's open-to-close forecast); ``predictive`` replaces that normal forecast when
-    the model's distribution is not normal. ``vol_daily`` should be the trailing standard
-    deviation of open-to-close log returns, from which the market's implied volatility is
-    assumed as ``vol_daily x sqrt(252) x iv_ratio``. ``decision_time`` and ``close_time`` should
-    come from the exchange calendar (``session_open_time``/``session_close_time``) so early
-    closes shorten the option's life. ``no_expiry_reason`` is appended to "no expiry today"
-    (e.g. the text of ``expiries.expiry_reason``).
+    ``forecast`` is the model's distribution of log(close / spot_open) over the rest of the
+    session. Gates, in order: no same-day expiry; the significance gate closed; the session
+    already closed; then the best candidate (see the module docstring) must clear ``min_edge``
+    per share and at least one contract must fit the budget. ``decision_time`` and
+    ``close_time`` come from the exchange calendar and give the option's life for the record.
+    ``no_expiry_reason`` is appended to "no expiry today".
     """
     config = config or DecisionConfig()
     _check_positive("spot_open", spot_open)
-    _check_non_negative("sigma_ret", sigma_ret)
-    _check_non_negative("vol_daily", vol_daily)
-    if not math.isfinite(mu):
-        raise ValueError(f"mu must be finite, got {mu!r}")
     t_years = time_to_close_years(decision_time, close_time)
-    sigma_annual = implied_vol(vol_daily, config.iv_ratio)
-    dist: Predictive = predictive if predictive is not None else NormalPredictive(mu, sigma_ret)
+    increment = config.strike_increment(ticker, spot_open)
+    iv_scale = forecast.scale * config.iv_ratio
+    implied = iv_scale / math.sqrt(t_years) if t_years > 0 else 0.0
     m = config.contract_multiplier
+    gate_record = gate.to_dict()
 
     def build(
         action: Action, reason: str, code: ReasonCode, best: Candidate | None, contracts: int
@@ -591,10 +469,11 @@ def decide(
             reason_code=code,
             option_kind=best.kind if best else None,
             strike=best.strike if best else None,
+            strike_increment=increment,
             spot_open=spot_open,
-            mu=mu,
-            sigma_ret=sigma_ret,
-            implied_vol=sigma_annual,
+            mu=forecast.mu,
+            sigma_ret=forecast.scale,
+            implied_vol=implied,
             t_years=t_years,
             model_price=best.model_price if best else None,
             premium=best.premium if best else None,
@@ -607,38 +486,42 @@ def decide(
             expected_value_usd=ev_usd,
             contract_multiplier=m,
             min_edge=config.min_edge,
+            gate=gate_record,
         )
 
-    if t_years <= 0.0:
+    no_expiry_text = "no expiry today" + (f": {no_expiry_reason}" if no_expiry_reason else "")
+    if t_years <= 0.0 or forecast.scale <= 0.0:
         # After the close the outcome is known; pricing it would only produce nonsense edges.
         if not expiry_today:
-            code: ReasonCode = "no_expiry"
-            text = "no expiry today" + (f": {no_expiry_reason}" if no_expiry_reason else "")
-        elif not model_beats_naive:
-            code, text = "model_not_better_than_naive", _NAIVE_REASON
-        else:
-            code, text = "session_closed", "the session has already closed"
-        return build("NO_TRADE", text, code, None, 0)
+            return build("NO_TRADE", no_expiry_text, "no_expiry", None, 0)
+        if not gate.open:
+            return build("NO_TRADE", gate.reason, "forecast_not_significant", None, 0)
+        return build("NO_TRADE", "the session has already closed", "session_closed", None, 0)
 
-    candidates = _candidates(spot_open, dist, sigma_annual, t_years, config)
-    best_per_share = max(candidates, key=lambda c: c.expected_value)
+    priced = candidates(spot_open, forecast, increment, config)
+    best_per_share = max(priced, key=lambda c: c.expected_value)
 
     if not expiry_today:
-        text = "no expiry today" + (f": {no_expiry_reason}" if no_expiry_reason else "")
-        return build("NO_TRADE", text, "no_expiry", best_per_share, 0)
-    if not model_beats_naive:
-        return build("NO_TRADE", _NAIVE_REASON, "model_not_better_than_naive", best_per_share, 0)
+        return build("NO_TRADE", no_expiry_text, "no_expiry", best_per_share, 0)
+    if not gate.open:
+        return build("NO_TRADE", gate.reason, "forecast_not_significant", best_per_share, 0)
 
-    eligible = [c for c in candidates if _clears(c, config) and c.contracts >= 1]
+    eligible = [c for c in priced if _clears(c, config) and c.contracts >= 1]
     if eligible:
         best = max(eligible, key=lambda c: (c.position_value(m), c.expected_value))
         cost_usd = best.cost_per_share * m * best.contracts
+        capped = best.contracts == config.max_contracts
+        sizing = (
+            f"capped at {config.max_contracts} contracts"
+            if capped
+            else f"budget {config.budget_usd:.0f} USD"
+        )
         text = (
             f"{_label(best)} expected value {best.expected_value:+.2f} per share "
             f"(expected payoff {best.expected_payoff:.2f} vs premium {best.premium:.2f} "
             f"and costs), {best.p_itm:.0%} chance to finish in the money; "
-            f"{best.contracts} contract(s) for {cost_usd:.2f} USD, expected "
-            f"{best.position_value(m):+.2f} USD"
+            f"{best.contracts} contract(s) for {cost_usd:.2f} USD ({sizing}), expected "
+            f"{best.position_value(m):+.2f} USD; {gate.reason}"
         )
         action: Action = "CALL" if best.kind == "call" else "PUT"
         return build(action, text, "trade", best, best.contracts)
@@ -656,9 +539,6 @@ def decide(
         f"is below the {config.min_edge:.2f} threshold (best candidate {_label(best_per_share)})"
     )
     return build("NO_TRADE", text, "edge_below_threshold", best_per_share, 0)
-
-
-_NAIVE_REASON = "model does not beat the naive forecast on validation"
 
 
 def pnl(decision: Decision, close: float) -> float:

@@ -22,7 +22,7 @@ from typing import Any
 
 import polars as pl
 
-from zdte_assets import calendar, lifecycle, training
+from zdte_assets import calendar, config, lifecycle, training
 from zdte_assets.features import LOOKBACK
 from zdte_assets.market_data import source_from_settings
 
@@ -64,7 +64,7 @@ def study_rows_from_source(job: StudyJob) -> pl.DataFrame:
     todo = [d for d in days if d not in cache]
     if todo:
         opens = dict(zip(bars["date"].to_list(), bars["open"].to_list(), strict=True))
-        frame = lifecycle.feature_frame(bars, opens, todo)
+        frame = lifecycle.feature_frame(bars, opens, todo, config.known_splits(job.ticker))
         for row in frame.iter_slices(1):
             cache[row["date"][0]] = row
     features = pl.concat([cache[d] for d in days], how="vertical_relaxed")

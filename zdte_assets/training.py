@@ -20,8 +20,9 @@ training rows themselves give out-of-sample evidence of skill:
 * **Predictive distribution.** Student-t with ``DEFAULT_DF`` degrees of freedom, scaled so its
   standard deviation equals sigma (fat tails without inflating the spread); ``df=None`` gives a
   normal distribution.
-* **Directional accuracy.** 1 when ``sign(pred) == sign(target)``, 0 when they differ, and 0.5
-  when either is exactly 0: a forecast of 0 abstains and scores like a coin flip.
+* **Directional accuracy.** ``evaluation.directional_accuracy``, the platform's one definition:
+  hits over calls, where a forecast of exactly 0 is no call and a call on a flat day is a miss;
+  a window without any call scores 0.5 (a coin) so the objective stays a number.
 * **Walk-forward validation.** The validation rows are the same for every trial: the last
   ``n_windows * test_days`` rows, cut into ``n_windows`` consecutive test windows. Each test
   window is predicted by a model fitted on the ``train_window`` rows immediately before it, the
@@ -45,6 +46,7 @@ training rows themselves give out-of-sample evidence of skill:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import itertools
@@ -65,15 +67,18 @@ import polars as pl
 from optuna.trial import TrialState
 from scipy import stats
 
-from zdte_assets import timing
+from zdte_assets import evaluation, timing
+from zdte_assets.volatility import Calibration, calibrate, standardized_residuals
 
+TARGET = "target"
+#: The volatility forecast column (see ``features.SESSION_VOL``), never a model input.
+SESSION_VOL = "session_vol"
 #: Columns that are never features even when numeric (`open` is a price level, not scale-free).
 NON_FEATURE_COLUMNS = frozenset(
-    {"date", "open", "high", "low", "close", "volume", "adj_close", "target"}
+    {"date", "open", "high", "low", "close", "volume", "adj_close", TARGET, SESSION_VOL}
 )
 #: Any column named ``<something>_lag<k>`` is lag ``k`` (``ret_oc_lag3``, ``ret_cc_lag5``, ...).
 LAG_PATTERN = re.compile(r"^(?P<base>.+)_lag(?P<k>[0-9]+)$")
-TARGET = "target"
 DATE = "date"
 
 #: Fewest rows ``fit_model`` accepts: the inner split needs a few rows on each side.
@@ -92,9 +97,10 @@ STUDY_MAX_FEATURES = 12
 #: Longest daily retrain window the default search space proposes (sizes the history to load).
 MAX_TRAIN_WINDOW = 120
 TRAIN_WINDOW_STEP = 10
-#: Part of every study fingerprint: a stored study scored by an older walk-forward scheme (one
-#: that trained every window on ``train_days`` rows) must not be resumed as if comparable.
-STUDY_EVALUATION_VERSION = 2
+#: Part of every study fingerprint: a stored study scored by an older scheme (one that trained
+#: every window on ``train_days`` rows, or one that scored a flat day or a zero forecast as half
+#: a hit) must not be resumed as if comparable.
+STUDY_EVALUATION_VERSION = 3
 METADATA_FILE = "metadata.json"
 BOOSTER_FILE = "booster.txt"
 METADATA_FORMAT = 1
@@ -502,6 +508,8 @@ class FittedModel:
     sigma: float
     params: ModelParams
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    #: Tail shape and conformal factor of the session distribution (``volatility.calibrate``).
+    calibration: Calibration = field(default_factory=Calibration)
 
     def predict_raw(self, frame: pl.DataFrame) -> np.ndarray:
         """Booster output before shrinkage, for diagnostics only."""
@@ -552,6 +560,7 @@ class FittedModel:
             "sigma": self.sigma,
             "params": self.params.to_dict(),
             "diagnostics": self.diagnostics,
+            "calibration": self.calibration.to_dict(),
         }
         (out / METADATA_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
         return out
@@ -573,6 +582,9 @@ class FittedModel:
             sigma=float(meta["sigma"]),
             params=ModelParams.from_dict(meta["params"]),
             diagnostics=dict(meta.get("diagnostics", {})),
+            calibration=Calibration.from_dict(meta["calibration"])
+            if "calibration" in meta
+            else Calibration(),
         )
 
 
@@ -638,30 +650,39 @@ def fit_model(train: pl.DataFrame, params: ModelParams) -> FittedModel:
 def train_daily(
     rows: pl.DataFrame, params: ModelParams, *, before: dt.date | None = None
 ) -> FittedModel:
-    """Daily refit on the last ``params.train_window`` rows.
+    """Daily refit on the last ``params.train_window`` rows, calibrated on all rows given.
 
     The caller passes rows with ``date < t``; passing ``before=t`` makes the cut here as well,
-    so a frame that still holds day ``t`` or later cannot leak into the fit.
+    so a frame that still holds day ``t`` or later cannot leak into the fit. The session
+    distribution's shape and conformal factor come from every row passed (the most recent
+    ``volatility.CALIBRATION_WINDOW``), each a return standardized by the volatility forecast
+    made before it.
     """
     if before is not None:
         rows = rows_before(rows, before)
     _check_training_frame(rows)
     if rows.height < params.train_window:
         raise InsufficientHistoryError(params.train_window, rows.height, "daily retrain")
-    return fit_model(rows.tail(params.train_window), params)
+    model = fit_model(rows.tail(params.train_window), params)
+    if SESSION_VOL not in rows.columns:
+        return model
+    z = standardized_residuals(rows[TARGET].to_numpy(), rows[SESSION_VOL].to_numpy())
+    return dataclasses.replace(model, calibration=calibrate(z))
 
 
 # --------------------------------------------------------------------------- evaluation
 
 
 def directional_accuracy(pred: npt.ArrayLike, actual: npt.ArrayLike) -> float:
-    """Share of matching signs; a zero forecast (or a zero return) scores 0.5."""
-    sp = np.sign(np.asarray(pred, dtype=np.float64))
-    sa = np.sign(np.asarray(actual, dtype=np.float64))
-    if sp.shape != sa.shape or sp.size == 0:
+    """`evaluation.directional_accuracy` (hits over calls; a flat day is a miss), with 0.5 - a
+    coin - when the forecast never calls, because an objective must be a number and a model
+    that always abstains has shown no directional skill."""
+    p = np.asarray(pred, dtype=np.float64)
+    a = np.asarray(actual, dtype=np.float64)
+    if p.shape != a.shape or p.size == 0:
         raise ValueError("pred and actual must be non-empty and of equal shape")
-    score = np.where((sp == 0) | (sa == 0), 0.5, (sp == sa).astype(np.float64))
-    return float(score.mean())
+    acc = evaluation.directional_accuracy(a, p)
+    return 0.5 if math.isnan(acc) else acc
 
 
 def rmse(pred: npt.ArrayLike, actual: npt.ArrayLike) -> float:

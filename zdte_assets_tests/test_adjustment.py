@@ -11,7 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zdte_assets.adjustment import GAP_RATIOS, Split, adjust_splits, overnight_gaps
+from zdte_assets.adjustment import (
+    GAP_RATIOS,
+    MIN_VOLUME_SESSIONS,
+    AmbiguousGap,
+    Split,
+    adjust_splits,
+    ambiguous_gaps,
+    overnight_gaps,
+)
 from zdte_assets.calendar import trading_days
 from zdte_assets.market_data import SampleSource
 
@@ -32,7 +40,8 @@ def true_series(n: int = 300, seed: int = 42) -> pl.DataFrame:
         prev = close[i]
     high = np.maximum(open_, close) * (1 + rng.uniform(0, 0.005, n))
     low = np.minimum(open_, close) * (1 - rng.uniform(0, 0.005, n))
-    volume = rng.integers(10**6, 10**7, n).astype(float)
+    # Share volume varies about 30% (in log) from day to day, as for a large stock.
+    volume = np.round(5e6 * np.exp(rng.normal(0, 0.3, n)))
     return pl.DataFrame(
         {
             "date": DAYS[:n],
@@ -72,8 +81,8 @@ def test_forward_and_reverse_splits_are_detected_and_adjusted() -> None:
     adjusted, splits = adjust_splits(raw)
 
     assert splits == [
-        Split(date=DAYS[100], ratio=2.0, source="gap"),
-        Split(date=DAYS[200], ratio=0.1, source="gap"),
+        Split(date=DAYS[100], ratio=2.0, source="gap+volume"),
+        Split(date=DAYS[200], ratio=0.1, source="gap+volume"),
     ]
     for c in ("open", "high", "low", "close", "volume"):
         np.testing.assert_allclose(adjusted[c].to_numpy(), truth[c].to_numpy(), rtol=1e-12)
@@ -98,7 +107,7 @@ def test_split_on_a_day_with_an_ordinary_overnight_move_is_still_found() -> None
         for c in ("open", "high", "low", "close")
     )
     _, splits = adjust_splits(unadjust(moved, {120: 3.0}))
-    assert splits == [Split(date=DAYS[120], ratio=3.0, source="gap")]
+    assert splits == [Split(date=DAYS[120], ratio=3.0, source="gap+volume")]
 
 
 def test_adjustment_is_idempotent() -> None:
@@ -149,8 +158,10 @@ def test_adj_close_prevents_a_crash_from_being_taken_for_a_split() -> None:
         pl.when(pl.int_range(pl.len()) >= 90).then(pl.col(c) * 0.5).otherwise(pl.col(c)).alias(c)
         for c in ("open", "high", "low", "close")
     )
-    # Gap alone: a -50% overnight crash looks exactly like 2:1 (the documented limit).
-    assert adjust_splits(crashed)[1] == [Split(date=DAYS[90], ratio=2.0, source="gap")]
+    # Gap alone: a -50% overnight crash looks exactly like 2:1, but the share volume did not
+    # double, so it is not adjusted; it is named as ambiguous instead.
+    assert adjust_splits(crashed)[1] == []
+    assert [(a.date, a.ratio) for a in ambiguous_gaps(crashed)] == [(DAYS[90], 2.0)]
     # With adj_close, the close/adj_close factor does not jump, so nothing is adjusted.
     with_adj = with_adj_close(crashed, {40: 0.005})
     adjusted, splits = adjust_splits(with_adj)
@@ -186,11 +197,82 @@ def test_overnight_gaps_flags_only_large_gaps() -> None:
 @settings(max_examples=25, derandomize=True, deadline=None)
 @given(
     ratio=st.sampled_from(GAP_RATIOS),
-    index=st.integers(min_value=1, max_value=119),
+    index=st.integers(min_value=MIN_VOLUME_SESSIONS, max_value=120 - MIN_VOLUME_SESSIONS),
     seed=st.integers(min_value=0, max_value=1000),
 )
 def test_any_whole_number_split_is_recovered(ratio: float, index: int, seed: int) -> None:
     truth = true_series(120, seed=seed)
     adjusted, splits = adjust_splits(unadjust(truth, {index: ratio}))
-    assert splits == [Split(date=DAYS[index], ratio=ratio, source="gap")]
+    assert splits == [Split(date=DAYS[index], ratio=ratio, source="gap+volume")]
     np.testing.assert_allclose(adjusted["close"].to_numpy(), truth["close"].to_numpy(), rtol=1e-9)
+
+
+def _crash(truth: pl.DataFrame, index: int, volume_path: list[float]) -> pl.DataFrame:
+    """Prices halve at the open of `index`; share volume follows `volume_path` from there."""
+    mult = np.ones(truth.height)
+    mult[index : index + len(volume_path)] = volume_path
+    return truth.with_columns(
+        *(
+            pl.when(pl.int_range(pl.len()) >= index).then(pl.col(c) * 0.5).otherwise(pl.col(c))
+            for c in ("open", "high", "low", "close")
+        ),
+        pl.col("volume") * pl.Series(mult),
+    )
+
+
+def test_a_true_split_and_a_crash_of_the_same_size_are_told_apart() -> None:
+    truth = true_series()
+    split = unadjust(truth, {150: 2.0})
+    # A panic: eight times the usual share volume on the day, four times for two weeks after.
+    crash = _crash(truth, 150, [8.0] + [4.0] * 12)
+    gap_split = math.log(split["open"][150] / split["close"][149])
+    gap_crash = math.log(crash["open"][150] / crash["close"][149])
+    assert gap_split == pytest.approx(gap_crash)  # prices alone cannot tell them apart
+
+    adjusted, splits = adjust_splits(split)
+    assert splits == [Split(date=DAYS[150], ratio=2.0, source="gap+volume")]
+    np.testing.assert_allclose(adjusted["close"].to_numpy(), truth["close"].to_numpy(), rtol=1e-12)
+    assert ambiguous_gaps(split) == []
+
+    kept, none = adjust_splits(crash)
+    assert none == [] and kept.equals(crash)
+    (amb,) = ambiguous_gaps(crash)
+    assert (amb.date, amb.ratio) == (DAYS[150], 2.0)
+    assert amb.volume_ratio is not None and amb.volume_ratio > 2.0 * 1.5
+    assert "ZDTE_SPLITS" in amb.message() and str(DAYS[150]) in amb.message()
+
+
+def test_the_split_table_settles_what_the_volume_cannot() -> None:
+    crash_like = _crash(true_series(), 150, [8.0] + [4.0] * 12)
+    listed = [Split(DAYS[150], 2.0, "table")]
+    adjusted, splits = adjust_splits(crash_like, listed)
+    assert splits == listed
+    assert overnight_gaps(adjusted).height == 0
+    assert ambiguous_gaps(crash_like, listed) == []
+
+
+def test_a_split_on_the_last_session_is_ambiguous_until_volume_follows() -> None:
+    raw = unadjust(true_series(), {299: 2.0})
+    assert adjust_splits(raw)[1] == []
+    (amb,) = ambiguous_gaps(raw)
+    assert amb == AmbiguousGap(DAYS[299], 2.0, amb.gap_log, None)
+    assert "no volume after it yet" in amb.message()
+
+
+def test_the_overnight_gap_check_fails_on_an_ambiguous_gap_and_names_it() -> None:
+    import dagster as dg
+
+    from zdte_assets.defs.checks import bar_check_results
+
+    key = dg.AssetKey(["XYZ", "daily_bar"])
+    crash = _crash(true_series(), 150, [8.0] + [4.0] * 12)
+    days = DAYS[140:160]
+    (gap,) = [r for r in bar_check_results(key, crash, days, []) if r.check_name == "overnight_gap"]
+    assert not gap.passed and gap.severity == dg.AssetCheckSeverity.ERROR
+    assert gap.description is not None and str(DAYS[150]) in gap.description
+    listed = [Split(DAYS[150], 2.0, "table")]
+    (ok,) = [
+        r for r in bar_check_results(key, crash, days, listed) if r.check_name == "overnight_gap"
+    ]
+    # Listed: a split, so only the warning that a large gap happened remains.
+    assert ok.severity == dg.AssetCheckSeverity.WARN and ok.description is None

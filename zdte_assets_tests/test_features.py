@@ -225,7 +225,7 @@ def test_build_feature_row_uses_only_prior_bars_and_needs_enough() -> None:
     bars = _random_bars(LOOKBACK + 3, seed=5)
     day = bars["date"][LOOKBACK]
     row = build_feature_row(bars, day, float(bars["open"][LOOKBACK]))
-    assert row.columns == ["date", "open", *ALL_FEATURES]
+    assert row.columns == ["date", "open", "session_vol", *ALL_FEATURES]
     assert all(row.schema[c] == pl.Float64 for c in ["open", *ALL_FEATURES])
 
     with pytest.raises(ValueError, match=f"needs {LOOKBACK} bars"):
@@ -370,7 +370,7 @@ def test_rsi_flat_window_is_neutral_and_bounds() -> None:
 def test_sample_data_frame_is_complete() -> None:
     bars = hvsampledata.apple_stocks("polars")
     frame = build_feature_frame(bars)
-    assert frame.columns == ["date", "open", *ALL_FEATURES]
+    assert frame.columns == ["date", "open", "session_vol", *ALL_FEATURES]
     assert frame.height == bars.height - LOOKBACK
     assert frame["date"][0] == bars["date"][LOOKBACK]
     values = frame.select(ALL_FEATURES).to_numpy()
@@ -418,7 +418,7 @@ def test_build_feature_frame_is_fast() -> None:
 def test_short_or_invalid_input() -> None:
     short = build_feature_frame(_random_bars(LOOKBACK, seed=1))
     assert short.height == 0
-    assert short.columns == ["date", "open", *ALL_FEATURES]
+    assert short.columns == ["date", "open", "session_vol", *ALL_FEATURES]
 
     bars = _random_bars(LOOKBACK + 2, seed=1)
     with pytest.raises(ValueError, match="strictly increasing"):

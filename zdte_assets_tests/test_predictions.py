@@ -222,7 +222,7 @@ def test_stored_records_validate_against_schema(
     [
         (lambda r: r.pop("p_up"), "missing required property 'p_up'"),
         (lambda r: r.__setitem__("surprise", 1), "unexpected property 'surprise'"),
-        (lambda r: r["decision"]["config"].pop("rate"), "missing required property 'rate'"),
+        (lambda r: r["decision"]["config"].pop("iv_ratio"), "missing required property 'iv_ratio'"),
         (lambda r: r["model"].__setitem__("extra", "x"), "unexpected property 'extra'"),
         (lambda r: r.__setitem__("p_up", 1.0), "exclusiveMaximum"),
         (lambda r: r.__setitem__("open", "221.8"), "is not of type"),
@@ -231,7 +231,7 @@ def test_stored_records_validate_against_schema(
         (lambda r: r.__setitem__("decision_time", "2024-11-05 09:30"), "not a valid date-time"),
         (lambda r: r["decision"].__setitem__("contracts", 1.5), "is not of type"),
         (lambda r: r["decision"].__setitem__("expiry_today", 1), "is not of type"),
-        (lambda r: r.__setitem__("schema_version", True), "!= 1"),
+        (lambda r: r.__setitem__("schema_version", True), "!= 2"),
         (lambda r: r["model"].__setitem__("version", "v2"), "does not match"),
         (lambda r: r.__setitem__("predicted_return", math.nan), "is not of type"),
     ],
@@ -286,14 +286,15 @@ def test_record_invariants(records: dict[dt.date, dict[str, Any]]) -> None:
         )
         assert r["interval"]["low"] < r["predicted_close"] < r["interval"]["high"]
         assert 0.0 < r["p_up"] < 1.0
-        # The direction of the probability follows the direction of the forecast.
-        if r["predicted_return"] > 0:
-            assert r["p_up"] > 0.5
-        elif r["predicted_return"] < 0:
-            assert r["p_up"] < 0.5
-        else:
-            assert r["p_up"] == pytest.approx(0.5, abs=1e-12)
-        assert r["distribution"]["mean"] == r["predicted_return"]
+        # p_up is the stored distribution's: a zero forecast means E[close] = open, whose median
+        # close sits half a variance below the open, so p_up is just under 0.5.
+        forecast = predictions.forecast_of(r)
+        assert r["p_up"] == pytest.approx(forecast.p_up, abs=1e-12)
+        if r["predicted_return"] == 0:
+            assert 0.5 - forecast.scale < r["p_up"] < 0.5
+        assert r["distribution"]["mu"] == r["predicted_return"]
+        assert r["interval_50"]["low"] > r["interval"]["low"]
+        assert r["interval_50"]["high"] < r["interval"]["high"]
         assert r["naive"] == {"predicted_return": 0.0, "predicted_close": r["open"]}
         assert r["action"] == r["decision"]["action"]
         if r["action"] == "NO_TRADE":

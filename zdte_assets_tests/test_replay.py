@@ -33,6 +33,7 @@ PLOTS = (
     "predicted_vs_realized.png",
     "rolling_accuracy.png",
     "drift_timeline.png",
+    "pit_histogram.png",
 )
 TABLE_COLUMNS = (
     "date",
@@ -98,6 +99,12 @@ REQUIRED_NUMBERS = (
     "metrics.base_rate_up",
     "metrics.rmse_ratio",
     "trading.pnl_total",
+    "trading.expected_value_total",
+    "metrics.calibration.coverage_50",
+    "metrics.calibration.coverage_90",
+    "metrics.calibration.z2_mean",
+    "metrics.calibration.brier_base",
+    "metrics.calibration.log_score",
     "timing.wall_seconds",
     "timing.compute_seconds",
 )
@@ -210,6 +217,24 @@ def test_report_figures_recomputed_from_the_table(replayed: Replayed) -> None:
         assert t["hit_rate"] == pytest.approx(np.mean(pnl[traded] > 0), abs=1e-12)
     else:
         assert t["hit_rate"] is None
+
+    ev = days["expected_value_usd"].to_numpy()
+    assert t["expected_value_total"] == pytest.approx(float(ev[traded].sum()), abs=1e-9)
+    assert len(t["per_trade"]) == t["trades"]
+
+    # Calibration, recomputed from the stored intervals and distributions.
+    c = m["calibration"]
+    low, high = days["interval_low"].to_numpy(), days["interval_high"].to_numpy()
+    assert c["coverage_90"] == pytest.approx(np.mean((low <= closes) & (closes <= high)), abs=1e-12)
+    assert sum(c["pit_counts"]) == days.height and len(c["pit_counts"]) == 10
+    pit = days["pit"].to_numpy()
+    assert c["pit_counts"] == np.histogram(pit, bins=10, range=(0, 1))[0].tolist()
+    assert c["z2_mean"] == pytest.approx(float(np.mean(days["z"].to_numpy() ** 2)), rel=1e-9)
+    base = [0.5] + [float(np.mean(up[:i])) for i in range(1, up.size)]
+    assert c["brier_base"] == pytest.approx(float(np.mean((np.array(base) - up) ** 2)), rel=1e-9)
+    assert c["log_score"] == pytest.approx(float(days["log_score"].mean()), rel=1e-9)
+    md = (replayed.output / "report.md").read_text()
+    assert "Coverage of the central 50% interval" in md and "straddle" in md
 
     weeks = {d.isocalendar()[:2] for d in days["date"].to_list()}
     assert lc["weekly_optimizations"] == len(weeks)

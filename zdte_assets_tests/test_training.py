@@ -158,12 +158,18 @@ def test_model_params_json_round_trip_and_validation() -> None:
         ModelParams(train_window=5)
 
 
-def test_directional_accuracy_scores_zero_forecast_as_half() -> None:
-    actual = np.array([0.01, -0.02, 0.03, -0.01])
-    assert directional_accuracy(np.sign(actual), actual) == 1.0
-    assert directional_accuracy(-actual, actual) == 0.0
-    assert directional_accuracy(np.zeros(4), actual) == 0.5
-    assert directional_accuracy([0.1, 0.1, 0.0, 0.0], actual) == pytest.approx((1 + 0 + 1) / 4)
+def test_the_study_scores_direction_like_everything_else() -> None:
+    from zdte_assets import evaluation
+
+    actual = np.array([0.01, -0.02, 0.03, -0.01, 0.0])
+    assert directional_accuracy(np.sign(actual[:4]), actual[:4]) == 1.0
+    assert directional_accuracy(-actual, actual) == 0.0  # the flat day is a miss
+    # Zero forecasts are no call; hits over the calls, as in evaluation.
+    pred = [0.1, 0.1, 0.0, 0.0, 0.1]
+    assert directional_accuracy(pred, actual) == pytest.approx(1 / 3)
+    assert directional_accuracy(pred, actual) == evaluation.directional_accuracy(actual, pred)
+    # Only a forecast that never calls needs a number: a coin.
+    assert directional_accuracy(np.zeros(5), actual) == 0.5
 
 
 # --------------------------------------------------------------------------- fit_model

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
-from zdte_assets.adjustment import adjust_splits, overnight_gaps
+from zdte_assets.adjustment import Split, classify_gaps, overnight_gaps
 
 #: Overnight moves beyond this (as a fraction) raise the gap / split alarm.
 GAP_THRESHOLD = 0.2
@@ -26,7 +26,10 @@ def bar_check_specs(asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
         dg.AssetCheckSpec(
             "overnight_gap",
             asset=asset_key,
-            description=f"No unexplained overnight gap beyond {GAP_THRESHOLD:.0%} (splits are named)",
+            description=(
+                f"No overnight gap beyond {GAP_THRESHOLD:.0%} (warning; splits are named), and no "
+                "split-sized gap that nothing corroborates (error: it would be guessed)"
+            ),
         ),
         dg.AssetCheckSpec(
             "not_stale",
@@ -41,7 +44,7 @@ def _fmt_days(days: list[dt.date]) -> str:
 
 
 def bar_check_results(
-    asset_key: dg.AssetKey, frame: pl.DataFrame, days: list[dt.date]
+    asset_key: dg.AssetKey, frame: pl.DataFrame, days: list[dt.date], known: list[Split]
 ) -> Iterator[dg.AssetCheckResult]:
     """Check results for the bars of `days`; `frame` may also hold the session before them."""
     bars = frame.filter(pl.col("date").is_in(days))
@@ -61,18 +64,23 @@ def bar_check_results(
     )
 
     gaps = overnight_gaps(frame, threshold=GAP_THRESHOLD).filter(pl.col("date").is_in(days))
-    _, splits = adjust_splits(frame)
+    splits, ambiguous = classify_gaps(frame, known)
+    ambiguous = [a for a in ambiguous if a.date in days]
     split_days = {s.date for s in splits}
     unexplained = [d for d in gaps["date"].to_list() if d not in split_days]
     yield dg.AssetCheckResult(
         asset_key=asset_key,
         check_name="overnight_gap",
         passed=gaps.height == 0,
-        severity=dg.AssetCheckSeverity.WARN,
+        # A gap that could be a split or a crash is not a warning: features would be guessed.
+        severity=dg.AssetCheckSeverity.ERROR if ambiguous else dg.AssetCheckSeverity.WARN,
+        description=ambiguous[0].message() if ambiguous else None,
         metadata={
             "gap_days": _fmt_days(gaps["date"].to_list()),
-            "detected_splits": ", ".join(f"{s.date} ratio {s.ratio:g}" for s in splits) or "none",
+            "detected_splits": ", ".join(f"{s.date} ratio {s.ratio:g} ({s.source})" for s in splits)
+            or "none",
             "unexplained_gaps": _fmt_days(unexplained),
+            "ambiguous_gaps": "; ".join(a.message() for a in ambiguous) or "none",
         },
     )
 

@@ -7,7 +7,7 @@ Row t is computed from the LOOKBACK sessions before t (the `daily_bar` window en
 import dagster as dg
 import polars as pl
 
-from zdte_assets import timing
+from zdte_assets import config, timing
 from zdte_assets.defs.jobs import step_priority
 from zdte_assets.defs.partitions import day_of
 from zdte_assets.features import LOOKBACK
@@ -51,7 +51,7 @@ def build_feature_assets(
         )
         days = [day_of(key) for key in context.partition_keys]
         with timing.part("compute"):
-            frame = feature_frame(daily_bar, opens, days)
+            frame = feature_frame(daily_bar, opens, days, config.known_splits(ticker))
         return dg.Output(
             frame,
             metadata={

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
-from zdte_assets import calendar
+from zdte_assets import calendar, config
 from zdte_assets.defs import checks
 from zdte_assets.defs.jobs import step_priority
 from zdte_assets.defs.partitions import day_of
@@ -63,7 +63,7 @@ def build_market_assets(
                 "last_close": float(bars["close"][-1]),
             },
         )
-        yield from checks.bar_check_results(bar_key, frame, days)
+        yield from checks.bar_check_results(bar_key, frame, days, config.known_splits(ticker))
 
     @dg.asset(
         key=[ticker, "session_open"],

@@ -18,30 +18,44 @@ from zdte_assets.defs.partitions import day_of
 from zdte_assets.defs.resources import StoreResource
 from zdte_assets.defs.tracking import MlflowTracking
 from zdte_assets.expiries import ExpiryCalendar
-from zdte_assets.pricing import DecisionConfig
+from zdte_assets.pricing import (
+    DEFAULT_PRICE_INCREMENTS,
+    DEFAULT_TICKER_INCREMENTS,
+    DecisionConfig,
+)
 
 
 class DecisionSettings(dg.Config):
-    """Trade-decision settings (defaults in `pricing.DecisionConfig`); overridable per run."""
+    """Trade-decision settings, field for field those of `pricing.DecisionConfig` (its defaults
+    and units); overridable per run."""
 
-    strike_increment: float = DecisionConfig.strike_increment
     iv_ratio: float = DecisionConfig.iv_ratio
-    spread_cost: float = DecisionConfig.spread_cost
+    spread_fraction: float = DecisionConfig.spread_fraction
+    spread_floor: float = DecisionConfig.spread_floor
     commission: float = DecisionConfig.commission
     min_edge: float = DecisionConfig.min_edge
     budget_usd: float = DecisionConfig.budget_usd
+    contract_multiplier: int = DecisionConfig.contract_multiplier
     max_contracts: int = DecisionConfig.max_contracts
+    max_strike_sd: float = DecisionConfig.max_strike_sd
+    #: None: `pricing.DEFAULT_TICKER_INCREMENTS` / `pricing.DEFAULT_PRICE_INCREMENTS`.
+    ticker_strike_increments: dict[str, float] | None = None
+    price_strike_increments: list[list[float]] | None = None
+    strike_increment_above: float = DecisionConfig.strike_increment_above
+    gate_window: int = DecisionConfig.gate_window
+    gate_min_days: int = DecisionConfig.gate_min_days
+    gate_dm_alpha: float = DecisionConfig.gate_dm_alpha
+    gate_pt_alpha: float = DecisionConfig.gate_pt_alpha
 
     def to_config(self) -> DecisionConfig:
-        return DecisionConfig(
-            strike_increment=self.strike_increment,
-            iv_ratio=self.iv_ratio,
-            spread_cost=self.spread_cost,
-            commission=self.commission,
-            min_edge=self.min_edge,
-            budget_usd=self.budget_usd,
-            max_contracts=self.max_contracts,
+        values = self.model_dump()
+        tickers = self.ticker_strike_increments
+        values["ticker_strike_increments"] = (
+            DEFAULT_TICKER_INCREMENTS if tickers is None else list(tickers.items())
         )
+        if self.price_strike_increments is None:
+            values["price_strike_increments"] = DEFAULT_PRICE_INCREMENTS
+        return DecisionConfig.from_dict(values)
 
 
 def build_prediction_assets(
@@ -78,6 +92,7 @@ def build_prediction_assets(
         )
         with timing.part("storage"):
             model = load_model_dir(model_dir)
+            past = predictions.past_outcomes(store.store(), ticker, day)
         with timing.part("compute"):
             record = predictions.make_prediction(
                 ticker=ticker,
@@ -88,6 +103,7 @@ def build_prediction_assets(
                 model_info=daily_model,
                 decision_config=config.to_config(),
                 expiries=ExpiryCalendar.from_env(),
+                past=past,
             )
         with timing.part("storage"):
             s = store.store()
@@ -98,7 +114,10 @@ def build_prediction_assets(
             metadata={
                 "promoted_to_champion": promoted,
                 "action": record["action"],
+                "reason_code": record["decision"]["reason_code"],
                 "reason": record["reason"],
+                "gate_open": record["gate"]["open"],
+                "gate_days": record["gate"]["n"],
                 "open": record["open"],
                 "predicted_close": record["predicted_close"],
                 "p_up": record["p_up"],
@@ -123,7 +142,10 @@ def build_prediction_assets(
         description="After the close: realized close, error, direction hit and P&L, next to the naive forecast's.",
     )
     def prediction_outcome(
-        context: dg.AssetExecutionContext, prediction: dict[str, Any], daily_bar: pl.DataFrame
+        context: dg.AssetExecutionContext,
+        store: StoreResource,
+        prediction: dict[str, Any],
+        daily_bar: pl.DataFrame,
     ) -> dg.Output[dict[str, Any]]:
         day = day_of(context.partition_key)
         bar = daily_bar.filter(pl.col("date") == day)
@@ -135,6 +157,8 @@ def build_prediction_assets(
             outcome = predictions.make_outcome(
                 prediction, close=float(bar["close"][0]), prev_close=prev_close
             )
+        with timing.part("storage"):
+            predictions.publish_outcome(store.store(), outcome)
         return dg.Output(
             outcome,
             metadata={
