@@ -31,6 +31,7 @@ KNOWN_ERRORS = frozenset(
         "zdte_assets.lifecycle.MissingHistoryError",
         "zdte_assets.storage.StorageError",
         "zdte_assets.calendar.CalendarError",
+        "zdte_assets.stack.StackError",
         "builtins.FileNotFoundError",
     }
 )
@@ -260,6 +261,27 @@ def cmd_mlflow_ui(args: argparse.Namespace) -> int:
     return subprocess.call(cmd)
 
 
+def cmd_stack(args: argparse.Namespace) -> int:
+    """The production topology on this host (see `zdte_assets.stack`)."""
+    from zdte_assets import stack
+
+    if args.action == "up":
+        cfg = stack.up()
+        print(
+            f"stack up: Dagster {cfg['ZDTE_DAGSTER_SITE']} and MLflow {cfg['ZDTE_MLFLOW_SITE']} "
+            f"(user {cfg['CADDY_AUTH_USER']}, password in {cfg['ZDTE_STACK_DIR']}/credentials.env); "
+            f"logs in {cfg['ZDTE_STACK_DIR']}/logs"
+        )
+        return 0
+    if args.action == "status":
+        states = stack.status()
+        for name, state in states:
+            print(f"{name:10} {state}")
+        return 0 if all(s.startswith("ready") for _, s in states) else 1
+    stack.down()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zdte", description=(__doc__ or "").splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -298,6 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
     ml.add_argument("--host", default="127.0.0.1")
     ml.add_argument("--port", type=int, default=5000)
     ml.set_defaults(func=cmd_mlflow_ui)
+
+    st = sub.add_parser("stack", help="start, check or stop the production stack on this host")
+    st.add_argument("action", choices=["up", "status", "down"])
+    st.set_defaults(func=cmd_stack)
     return parser
 
 
