@@ -301,7 +301,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"- RMSE ratio model / naive: **{f(m['rmse_ratio'])}**; Diebold-Mariano (HLN) p-value "
         f"against naive: {f(m['dm_pvalue'])}",
         f"- Directional accuracy {f(m['model']['directional_accuracy'], '.1%')} over "
-        f"{m['model']['directional_calls']} calls; up-day base rate {f(m['base_rate_up'], '.1%')}; "
+        f"{m['model']['directional_calls']:.0f} calls; up-day base rate {f(m['base_rate_up'], '.1%')}; "
         f"Pesaran-Timmermann p-value {f(m['pt_pvalue'])}",
         f"- Brier score of P(close > open): {f(m['model']['brier'])} (0.25 = a coin)",
         "",
