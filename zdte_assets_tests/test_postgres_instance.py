@@ -5,6 +5,7 @@ Postgres database through its environment variables, so what is tested is exactl
 deployment runs.
 """
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -129,14 +130,28 @@ def test_root_dagster_yaml_runs_on_postgres(
     assert rows == [(KEY.to_string(), "2024-06-11")]
 
 
-def test_workspace_yaml_names_zdte_grpc_location() -> None:
+def test_workspace_yaml_names_zdte_grpc_location(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The same workspace.yaml finds the code server in compose and in the native stack."""
     from dagster._core.remote_origin import GrpcServerCodeLocationOrigin
     from dagster._core.workspace.load import location_origins_from_yaml_paths
 
-    (origin,) = location_origins_from_yaml_paths([str(ROOT / "workspace.yaml")])
-    assert isinstance(origin, GrpcServerCodeLocationOrigin)
-    assert origin.location_name == "zdte"
-    assert (origin.host, origin.port) == ("zdte-code", 4000)
+    from zdte_assets import stack
+
+    compose = yaml.safe_load((ROOT / "docker" / "docker-compose.yml").read_text())
+    native = stack.configuration({**os.environ, "ZDTE_HOME": str(tmp_path)})
+    code_env = compose["services"]["zdte-code"]["environment"]
+    for env, expected in (
+        (code_env, ("zdte-code", 4000)),
+        (native, ("127.0.0.1", int(native["ZDTE_CODE_PORT"]))),
+    ):
+        monkeypatch.setenv("ZDTE_CODE_HOST", env["ZDTE_CODE_HOST"])
+        monkeypatch.setenv("ZDTE_CODE_PORT", env["ZDTE_CODE_PORT"])
+        (origin,) = location_origins_from_yaml_paths([str(ROOT / "workspace.yaml")])
+        assert isinstance(origin, GrpcServerCodeLocationOrigin)
+        assert origin.location_name == "zdte"
+        assert (origin.host, origin.port) == expected
 
 
 def test_env_example_covers_instance_variables() -> None:
