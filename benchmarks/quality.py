@@ -1,6 +1,10 @@
 """Forecast, calibration and trading figures on synthetic series with known answers.
 
     .venv/bin/python -m benchmarks.quality [--seeds 3] [--sessions 700]
+    .venv/bin/python -m benchmarks.quality --write-csv noise.csv --scenario noise --sessions 500
+
+The second form writes one scenario's bars as a CSV file for `zdte replay --source file`, so the
+same series can be replayed through Dagster.
 
 Each scenario of `zdte_assets.synthetic` is walked through the same domain functions as the
 replay (features, daily retraining every 5 sessions, calibration, significance gate, decision,
@@ -41,7 +45,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--sessions", type=int, default=700)
+    parser.add_argument("--write-csv", help="write one scenario's bars to this CSV file and stop")
+    parser.add_argument("--scenario", default="noise", choices=[n for n, _ in SCENARIOS])
     args = parser.parse_args()
+    if args.write_csv:
+        kwargs = dict(SCENARIOS)[args.scenario]
+        bars = synthetic.synthetic_bars(args.scenario, args.sessions, seed=0, **kwargs)  # type: ignore[arg-type]
+        bars.drop("adj_close").write_csv(args.write_csv)
+        first, last = bars["date"][0], bars["date"][-1]
+        print(f"{args.write_csv}: {bars.height} sessions {first}..{last}")
+        return
     print(
         "| scenario | seed | days | coverage 50% | coverage 90% | mean z^2 | gate open (days) | "
         "trades | expected value (USD) | P&L (USD) |"
