@@ -38,7 +38,12 @@ KNOWN_ERRORS = frozenset(
 
 
 def is_known_error(exc: BaseException) -> bool:
-    return any(f"{c.__module__}.{c.__qualname__}" in KNOWN_ERRORS for c in type(exc).__mro__)
+    # Run as `python -m zdte_assets.cli`, this module's classes live in `__main__`.
+    def name(c: type) -> str:
+        module = "zdte_assets.cli" if c.__module__ == "__main__" else c.__module__
+        return f"{module}.{c.__qualname__}"
+
+    return any(name(c) in KNOWN_ERRORS for c in type(exc).__mro__)
 
 
 def user_error(exc: BaseException) -> BaseException:
@@ -60,6 +65,46 @@ def _date(text: str, flag: str) -> Any:
         raise UsageError(f"{flag} {text!r} is not a date (YYYY-MM-DD)") from None
 
 
+#: Where a replay would otherwise write: the configured instance, tracking and study stores.
+_CONFIGURED_STORES = ("DAGSTER_HOME", "MLFLOW_TRACKING_URI", "ZDTE_OPTUNA_STORAGE")
+
+
+def isolate_replay() -> None:
+    """Point this process at the local stores under ZDTE_HOME, whatever the environment says,
+    so that a replay started on a production host never writes into production's instance,
+    MLflow or Optuna storage (its asset values always go to its own output folder)."""
+    import os
+
+    home = config.zdte_home()
+    overridden = [n for n in _CONFIGURED_STORES if os.environ.get(n, "").strip()]
+    os.environ["DAGSTER_HOME"] = str(home / "dagster")
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{home / 'mlflow.db'}"
+    os.environ.pop("ZDTE_OPTUNA_STORAGE", None)
+    if overridden:
+        print(
+            f"zdte replay: writing to its own stores under {home}, not to the configured "
+            f"{', '.join(overridden)} (pass --use-configured-stores to write there)",
+            file=sys.stderr,
+        )
+
+
+def check_reachable() -> None:
+    """Before a replay writes into the configured stores: the tracking server must answer."""
+    import urllib.error
+    import urllib.request
+
+    uri = config.mlflow_tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5):
+                pass
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise UsageError(
+                f"MLflow at {uri} is not reachable ({reason}); nothing was written"
+            ) from None
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     """Replay the lifecycle day by day through Dagster and write the report."""
     from zdte_assets.replay import ReplayOptions, run_replay
@@ -67,6 +112,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.source == "file" and not args.path:
         raise UsageError("--source file needs --path FILE")
     out = Path(args.output)
+    if args.use_configured_stores:
+        check_reachable()
+    else:
+        isolate_replay()
     result = run_replay(
         ReplayOptions(
             ticker=args.ticker,
@@ -100,6 +149,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         output=args.output,
         trials=args.trials,
         no_progress=args.no_progress,
+        use_configured_stores=False,
     )
     code = cmd_replay(ns)
     _print_last_days(Path(args.output) / "storage", "AAPL", last)
@@ -302,6 +352,12 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--output", required=True, help="directory for the report, table and plots")
     rp.add_argument("--trials", type=int, default=24, help="Optuna trials per weekly study")
     rp.add_argument("--no-progress", action="store_true")
+    rp.add_argument(
+        "--use-configured-stores",
+        action="store_true",
+        help="write runs, models and studies into the configured DAGSTER_HOME, "
+        "MLFLOW_TRACKING_URI and ZDTE_OPTUNA_STORAGE (default: own local stores)",
+    )
     rp.set_defaults(func=cmd_replay)
 
     pr = sub.add_parser("prediction", help="print a stored prediction (JSON, or --table)")

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from zdte_assets import predictions
 from zdte_assets_tests.conftest import ZDTE_ENV, Replayed
 
@@ -118,3 +120,48 @@ def test_help_lists_the_commands(tmp_path: Path) -> None:
     assert sub.returncode == 0, sub.stderr
     for flag in ("--ticker", "--date", "--table", "--storage"):
         assert flag in sub.stdout
+
+
+def test_a_replay_into_unreachable_configured_stores_writes_nothing(tmp_path: Path) -> None:
+    from zdte_assets_tests.services import free_ports
+
+    (port,) = free_ports(1)  # nothing listens there
+    env = {k: v for k, v in os.environ.items() if k not in ZDTE_ENV}
+    env.update(ZDTE_HOME=str(tmp_path), MLFLOW_TRACKING_URI=f"http://127.0.0.1:{port}")
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [
+            *(sys.executable, "-m", "zdte_assets.cli", "replay", "--ticker", "AAPL"),
+            *("--start", "2024-11-04", "--end", "2024-11-08", "--output", str(out)),
+            "--use-configured-stores",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    line = one_line(proc.stderr)
+    assert f"MLflow at http://127.0.0.1:{port} is not reachable" in line
+    assert "nothing was written" in line
+    assert not out.exists() and not (tmp_path / "dagster").exists()
+
+
+def test_a_replay_never_writes_into_the_configured_stores_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from zdte_assets import cli
+
+    production = tmp_path / "production-dagster"
+    monkeypatch.setenv("ZDTE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DAGSTER_HOME", str(production))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.production:5000")
+    monkeypatch.setenv("ZDTE_OPTUNA_STORAGE", "postgresql+psycopg2://u:p@db/optuna")
+    cli.isolate_replay()
+    home = (tmp_path / "home").resolve()
+    assert os.environ["DAGSTER_HOME"] == str(home / "dagster")
+    assert os.environ["MLFLOW_TRACKING_URI"] == f"sqlite:///{home / 'mlflow.db'}"
+    assert "ZDTE_OPTUNA_STORAGE" not in os.environ
+    said = capsys.readouterr().err
+    assert "DAGSTER_HOME, MLFLOW_TRACKING_URI, ZDTE_OPTUNA_STORAGE" in said
+    assert "--use-configured-stores" in said
