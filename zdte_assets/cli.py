@@ -76,9 +76,24 @@ def isolate_replay() -> None:
     import os
 
     home = config.zdte_home()
-    overridden = [n for n in _CONFIGURED_STORES if os.environ.get(n, "").strip()]
-    os.environ["DAGSTER_HOME"] = str(home / "dagster")
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{home / 'mlflow.db'}"
+    own = {
+        "DAGSTER_HOME": str(home / "dagster"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
+        "ZDTE_OPTUNA_STORAGE": f"sqlite:///{home / 'optuna.db'}",
+    }
+
+    def same(name: str, value: str) -> bool:
+        if name == "DAGSTER_HOME":
+            return Path(value).expanduser().resolve() == Path(own[name])
+        return value == own[name]
+
+    overridden = [
+        n
+        for n in _CONFIGURED_STORES
+        if os.environ.get(n, "").strip() and not same(n, os.environ[n].strip())
+    ]
+    os.environ["DAGSTER_HOME"] = own["DAGSTER_HOME"]
+    os.environ["MLFLOW_TRACKING_URI"] = own["MLFLOW_TRACKING_URI"]
     os.environ.pop("ZDTE_OPTUNA_STORAGE", None)
     if overridden:
         print(
