@@ -256,6 +256,58 @@ def test_retraining_on_the_same_rows_is_deterministic(
     assert list(first.features) == models[day]["features"]
 
 
+def _daily_model_job(replayed: Replayed, store_dir: Path) -> Any:
+    from zdte_assets.definitions import build_definitions
+
+    first_bar = min(p.stem for p in (store_dir / TICKER / "daily_bar").glob("*.parquet"))
+    defs = build_definitions(
+        tickers=[TICKER],
+        source_kind="sample",
+        storage_url=str(store_dir),
+        start=dt.date.fromisoformat(first_bar),
+    )
+    selection = dg.AssetSelection.assets(dg.AssetKey([TICKER, "daily_model"]))
+    return dg.Definitions.merge(
+        defs, dg.Definitions(jobs=[dg.define_asset_job("daily_model_only", selection=selection)])
+    ).resolve_job_def("daily_model_only")
+
+
+def test_a_repeated_retrain_registers_no_second_version_and_moves_no_alias(
+    client: MlflowClient,
+    replayed: Replayed,
+    models: dict[dt.date, dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    day = dt.date(2024, 11, 7)
+    store_dir = tmp_path / "storage"
+    shutil.copytree(replayed.storage, store_dir)
+    job = _daily_model_job(replayed, store_dir)
+    versions_before = client.search_model_versions(f"name='{NAME}'")
+    challenger = client.get_model_version_by_alias(NAME, "challenger").version
+
+    result = job.execute_in_process(
+        run_config=QUIET, partition_key=day.isoformat(), instance=dg.DagsterInstance.ephemeral()
+    )
+
+    assert result.success
+    value = storage.read_json(
+        storage.store_from_url(str(store_dir)), f"{TICKER}/daily_model/{day}.json"
+    )
+    assert value["model_version"] == models[day]["model_version"]
+    assert value["mlflow_run_id"] == models[day]["mlflow_run_id"]
+    assert len(client.search_model_versions(f"name='{NAME}'")) == len(versions_before)
+    assert client.get_model_version_by_alias(NAME, "challenger").version == challenger
+    (mat,) = [
+        e.event_specific_data.materialization  # type: ignore[union-attr]
+        for e in result.all_events
+        if e.event_type_value == "ASSET_MATERIALIZATION"
+    ]
+    assert mat.metadata["reused_registered_version"].value is True
+    # The registered version carries the key it was recognized by.
+    mv = client.get_model_version(NAME, value["model_version"])
+    assert mv.tags["day"] == day.isoformat() and len(mv.tags["data_digest"]) == 64
+
+
 # --- failures -------------------------------------------------------------------------------------
 
 

@@ -290,56 +290,34 @@ def build_model_assets(
         params = training.ModelParams.from_dict(tuned["params"])
         with timing.part("compute"):
             rows = labeled_rows(features, daily_bar, before=day)
-            digest = data_digest(rows.tail(params.train_window))
-        with mlflow.run(ticker, f"model {day}", _run_tags(context, ticker, digest)) as (
-            run_id,
-            log,
-        ):
-            with timing.part("training"):
-                model = training.train_daily(rows, params, before=day)
-            train_rows = rows.tail(params.train_window)
-            log.params.update({k: v for k, v in params.to_dict().items()})
-            log.params.update(
-                {
-                    "day": day.isoformat(),
-                    "tuned_as_of": tuned["as_of"],
-                    "tuned_run_id": tuned["mlflow_run_id"],
-                    "train_first": str(train_rows["date"][0]),
-                    "train_last": str(train_rows["date"][-1]),
-                    "features": ",".join(model.features),
-                }
+            # Every row the model and its calibration see: the key of an identical retrain.
+            digest = data_digest(rows)
+        train_rows = rows.tail(params.train_window)
+        key = {
+            "day": day.isoformat(),
+            "data_digest": digest,
+            "tuned_run_id": str(tuned["mlflow_run_id"]),
+            "zdte.code_version": zdte_assets.__version__,
+        }
+        existing = mlflow.find_version(ticker, key)
+        if existing is not None:
+            # A retried or repeated run on the same rows and study: the model it would train is
+            # the one already registered (training is deterministic), so neither a second
+            # version nor an alias move.
+            version, run_id = str(existing.version), str(existing.run_id)
+            with timing.part("storage"):
+                model = load_model_dir(mlflow.cached_model(ticker, version, run_id))
+            reused = True
+        else:
+            model, run_id, version = _train_and_register(
+                context, mlflow, ticker, day, rows, params, tuned, key
             )
-            log.metrics.update(model.validation_metrics())
-            log.metrics.update(
-                {
-                    "sigma": model.sigma,
-                    "shrinkage": model.shrinkage,
-                    "study_rmse_ratio": tuned["rmse_ratio"],
-                    "study_beats_naive": float(tuned["beats_naive"]),
-                }
-            )
-            log.tags["zdte.kind"] = "daily_model"
-            # Importances as JSON, not a PNG: a plot per trading day cost more than the fit;
-            # the weekly study's run keeps the rendered plots.
-            names, gains = model.importance()
-            log.write_json("feature_importance.json", dict(zip(names, gains, strict=True)))
-            mlflow.log_dataset(run_id, train_rows, f"{ticker}-train-{day}", digest)
-        with tempfile.TemporaryDirectory() as tmp:
-            model_dir = Path(tmp) / "model"
-            with timing.part("mlflow"):
-                save_mlflow_model(model, model_dir)
-            version = mlflow.register(
-                ticker,
-                run_id,
-                model_dir,
-                {"day": day.isoformat(), "dagster.run_id": context.run.run_id},
-            )
-            mlflow.seed_model_cache(ticker, version, run_id, model_dir)
+            # `champion` moves only when the morning prediction uses a version (see the
+            # prediction asset): a model superseded before its day (the Friday retrain of
+            # Monday's model, replaced after Sunday's study) is never promoted.
+            mlflow.set_alias(ticker, "challenger", version)
+            reused = False
         beats_naive = bool(tuned["beats_naive"])
-        # `champion` moves only when the morning prediction uses a version (see the prediction
-        # asset): a model superseded before its day (the Friday retrain of Monday's model,
-        # replaced after Sunday's study) is never promoted.
-        mlflow.set_alias(ticker, "challenger", version)
         value = {
             "ticker": ticker,
             "day": day.isoformat(),
@@ -368,10 +346,68 @@ def build_model_assets(
                 "sigma": model.sigma,
                 "shrinkage": model.shrinkage,
                 "mlflow_run_id": run_id,
+                "reused_registered_version": reused,
             },
         )
 
     return [tuned_params, daily_model]
+
+
+def _train_and_register(
+    context: dg.AssetExecutionContext,
+    mlflow: MlflowTracking,
+    ticker: str,
+    day: dt.date,
+    rows: pl.DataFrame,
+    params: training.ModelParams,
+    tuned: dict[str, Any],
+    key: dict[str, str],
+) -> tuple[training.FittedModel, str, str]:
+    """Fit the day's model in an MLflow run and register it with `key` as version tags.
+
+    The run's digest and dataset name the training rows (provenance); the version's
+    `data_digest` covers every row passed, calibration rows included (identity of a retrain).
+    """
+    train_rows = rows.tail(params.train_window)
+    digest = data_digest(train_rows)
+    with mlflow.run(ticker, f"model {day}", _run_tags(context, ticker, digest)) as (run_id, log):
+        with timing.part("training"):
+            model = training.train_daily(rows, params, before=day)
+        log.params.update({k: v for k, v in params.to_dict().items()})
+        log.params.update(
+            {
+                "day": day.isoformat(),
+                "tuned_as_of": tuned["as_of"],
+                "tuned_run_id": tuned["mlflow_run_id"],
+                "train_first": str(train_rows["date"][0]),
+                "train_last": str(train_rows["date"][-1]),
+                "features": ",".join(model.features),
+            }
+        )
+        log.metrics.update(model.validation_metrics())
+        log.metrics.update(
+            {
+                "sigma": model.sigma,
+                "shrinkage": model.shrinkage,
+                "study_rmse_ratio": tuned["rmse_ratio"],
+                "study_beats_naive": float(tuned["beats_naive"]),
+            }
+        )
+        log.tags["zdte.kind"] = "daily_model"
+        # Importances as JSON, not a PNG: a plot per trading day cost more than the fit; the
+        # weekly study's run keeps the rendered plots.
+        names, gains = model.importance()
+        log.write_json("feature_importance.json", dict(zip(names, gains, strict=True)))
+        mlflow.log_dataset(run_id, train_rows, f"{ticker}-train-{day}", digest)
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = Path(tmp) / "model"
+        with timing.part("mlflow"):
+            save_mlflow_model(model, model_dir)
+        version = mlflow.register(
+            ticker, run_id, model_dir, {**key, "dagster.run_id": context.run.run_id}
+        )
+        mlflow.seed_model_cache(ticker, version, run_id, model_dir)
+    return model, run_id, version
 
 
 def _tuned_output(

@@ -185,6 +185,24 @@ class MlflowTracking(dg.ConfigurableResource):  # type: ignore[type-arg]
         return str(version.version)
 
     @_timed
+    def find_version(self, ticker: str, tags: dict[str, str]) -> Any | None:
+        """The newest registered version carrying all of `tags` whose run finished, or None:
+        how a retried or repeated retrain recognizes the model it already registered."""
+        client = self.client()
+        query = " and ".join(
+            [f"name='{registered_model_name(ticker)}'"]
+            + [f"tags.`{k}`='{v}'" for k, v in sorted(tags.items())]
+        )
+        try:
+            found = client.search_model_versions(query)
+        except Exception:  # no registered model yet
+            return None
+        for mv in sorted(found, key=lambda v: int(v.version), reverse=True):
+            if mv.run_id and client.get_run(mv.run_id).info.status == "FINISHED":
+                return mv
+        return None
+
+    @_timed
     def set_alias(self, ticker: str, alias: str, version: str) -> None:
         self.client().set_registered_model_alias(registered_model_name(ticker), alias, version)
 
