@@ -210,3 +210,73 @@ def test_caddy_requires_credentials_and_passes_mlflow_ui_posts(
         headers={"Origin": f"https://mlflow.localhost:{port}", "Content-Type": "application/json"},
     )
     assert status == 200
+
+
+#: The native stack's services and their compose counterparts.
+COMPOSE_NAMES = {
+    "postgres": "postgres",
+    "s3": "seaweedfs",
+    "mlflow": "mlflow",
+    "code": "zdte-code",
+    "webserver": "dagster-webserver",
+    "daemon": "dagster-daemon",
+    "caddy": "caddy",
+}
+
+
+def _flag(command: list[str] | str, flag: str) -> str:
+    words = command.split() if isinstance(command, str) else command
+    for i, word in enumerate(words):
+        if word == flag:
+            return words[i + 1]
+        if word.startswith(flag + "="):
+            return word.split("=", 1)[1]
+    raise AssertionError(f"{flag} not in {words}")
+
+
+def test_compose_and_the_native_stack_agree_on_services_ports_and_health(
+    tmp_path: Path,
+) -> None:
+    compose = yaml.safe_load((ROOT / "docker" / "docker-compose.yml").read_text())["services"]
+    assert [s.name for s in stack.SERVICES] == list(COMPOSE_NAMES)
+    assert set(COMPOSE_NAMES.values()) <= set(compose)
+    defaults = stack.read_env_file(stack.STACK_ENV_FILE)
+    # Each service listens on the port stack.env gives it, in both.
+    assert _flag(compose["zdte-code"]["command"], "-p") == defaults["ZDTE_CODE_PORT"]
+    assert _flag(compose["dagster-webserver"]["command"], "-p") == defaults["ZDTE_WEBSERVER_PORT"]
+    assert _flag(compose["mlflow"]["command"], "--port") == defaults["ZDTE_MLFLOW_PORT"]
+    assert _flag(compose["seaweedfs"]["command"], "-s3.port") == defaults["ZDTE_S3_PORT"]
+    code_env = compose["zdte-code"]["environment"]
+    assert code_env["ZDTE_CODE_PORT"] == defaults["ZDTE_CODE_PORT"]
+    cfg = stack.configuration(_env(tmp_path))
+    native = {s.name: s.argv(cfg) for s in stack.SERVICES if s.name not in ("postgres", "caddy")}
+    assert _flag(native["code"], "-p") == defaults["ZDTE_CODE_PORT"]
+    assert _flag(native["webserver"], "-p") == defaults["ZDTE_WEBSERVER_PORT"]
+    assert _flag(native["mlflow"], "--port") == defaults["ZDTE_MLFLOW_PORT"]
+    assert _flag(native["s3"], "-s3.port") == defaults["ZDTE_S3_PORT"]
+    # The processes both topologies run are the same programs on the same modules.
+    assert compose["zdte-code"]["command"][:5] == [
+        "dagster",
+        "code-server",
+        "start",
+        "-m",
+        "zdte_assets.definitions",
+    ]
+    assert Path(native["code"][0]).name == "dagster" and native["code"][1:5] == [
+        "code-server",
+        "start",
+        "-m",
+        "zdte_assets.definitions",
+    ]
+    # In compose, whatever another service waits for has a healthcheck, and dependants wait
+    # for health (or for a one-shot job to complete), never for a mere start.
+    for name, service in compose.items():
+        for dep, cond in (service.get("depends_on") or {}).items():
+            assert cond["condition"] in ("service_healthy", "service_completed_successfully"), (
+                name,
+                dep,
+            )
+            if cond["condition"] == "service_healthy":
+                assert "healthcheck" in compose[dep], dep
+    # Postgres' check goes over TCP, like every client.
+    assert "-h 127.0.0.1" in " ".join(compose["postgres"]["healthcheck"]["test"])
