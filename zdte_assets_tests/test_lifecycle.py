@@ -355,3 +355,32 @@ def test_unreachable_tracking_server_is_one_line_tracking_error() -> None:
     message = str(info.value)
     assert message.startswith(f"MLflow tracking server {uri} is unreachable")
     assert "\n" not in message
+
+
+def test_a_run_abandoned_by_a_dead_attempt_is_failed_by_the_next_one(tmp_path: Path) -> None:
+    tracking = MlflowTracking(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = tracking.client()
+    experiment = tracking.experiment_id(client, "TEST")
+    tags = {"dagster.asset_key": "TEST/daily_model", "dagster.partition_key": "2024-06-11"}
+    dead = client.create_run(experiment, tags={**tags, "dagster.run_id": "dead-attempt"})
+    other_day = client.create_run(
+        experiment,
+        tags={**tags, "dagster.partition_key": "2024-06-12", "dagster.run_id": "live"},
+    )
+
+    with (
+        pytest.raises(ValueError, match="bad rows"),
+        tracking.run("TEST", "retry", {**tags, "dagster.run_id": "retry"}) as (failing_id, _),
+    ):
+        raise ValueError("bad rows")
+    with tracking.run("TEST", "retry", {**tags, "dagster.run_id": "retry-2"}) as (run_id, _):
+        pass
+
+    status = {r: client.get_run(r).info.status for r in (dead.info.run_id, failing_id, run_id)}
+    assert status == {
+        dead.info.run_id: "FAILED",
+        failing_id: "FAILED",
+        run_id: "FINISHED",
+    }
+    # Another partition's run is none of this attempt's business.
+    assert client.get_run(other_day.info.run_id).info.status == "RUNNING"

@@ -131,6 +131,7 @@ class MlflowTracking(dg.ConfigurableResource):  # type: ignore[type-arg]
 
             client = self.client()
             experiment = self.experiment_id(client, ticker)
+            self._fail_abandoned_runs(client, experiment, tags)
             run = client.create_run(experiment, run_name=run_name, tags=tags)
         run_id = run.info.run_id
         log = RunLog()
@@ -147,9 +148,35 @@ class MlflowTracking(dg.ConfigurableResource):  # type: ignore[type-arg]
                 if any(log.artifact_dir.iterdir()):
                     client.log_artifacts(run_id, str(log.artifact_dir))
                 client.set_terminated(run_id, "FINISHED")
-        except BaseException:
-            client.set_terminated(run_id, "FAILED")
+        except BaseException as exc:
+            try:
+                client.set_terminated(run_id, "FAILED")
+            except Exception as mark:  # the server went away: keep the original error in front
+                first = (
+                    str(mark).strip().splitlines()[0] if str(mark).strip() else type(mark).__name__
+                )
+                exc.add_note(
+                    f"MLflow run {run_id} could not be marked FAILED ({first}); the next attempt "
+                    "for this partition marks it"
+                )
             raise
+
+    @staticmethod
+    def _fail_abandoned_runs(client: Any, experiment: str, tags: dict[str, str]) -> None:
+        """Runs of the same asset partition left RUNNING by an earlier attempt that died (a
+        killed process, a tracking server that went away) are marked FAILED, so that a retry
+        leaves no run RUNNING for ever."""
+        key, partition = tags.get("dagster.asset_key"), tags.get("dagster.partition_key")
+        if not key or not partition:
+            return
+        stale = client.search_runs(
+            [experiment],
+            f"tags.`dagster.asset_key` = '{key}' and tags.`dagster.partition_key` = "
+            f"'{partition}' and attributes.status = 'RUNNING'",
+        )
+        for old in stale:
+            if old.data.tags.get("dagster.run_id") != tags.get("dagster.run_id"):
+                client.set_terminated(old.info.run_id, "FAILED")
 
     @_timed
     def log_dataset(
