@@ -244,8 +244,13 @@ def publish(store: storage.Store, record: dict[str, Any]) -> tuple[str, str]:
     """Write the day's JSON, then the table with that day replaced; returns both URLs."""
     ticker, day = record["ticker"], record["date"]
     storage.write_json(store, json_key(ticker, day), record)
-    row = table_row(record)
     key = table_key(ticker)
+    _replace_day(store, key, table_row(record))
+    return store.url(json_key(ticker, day)), store.url(key)
+
+
+def _replace_day(store: storage.Store, key: str, row: pl.DataFrame) -> None:
+    """Write the table at `key` with the day of `row` replaced (or added), sorted by date."""
     if store.exists(key):
         old = storage.read_parquet(store, key)
         table = pl.concat(
@@ -254,7 +259,6 @@ def publish(store: storage.Store, record: dict[str, Any]) -> tuple[str, str]:
     else:
         table = row
     storage.write_parquet(store, key, table.sort("date"))
-    return store.url(json_key(ticker, day)), store.url(key)
 
 
 def read_prediction(
@@ -359,16 +363,8 @@ def outcome_row(outcome: dict[str, Any]) -> pl.DataFrame:
 
 def publish_outcome(store: storage.Store, outcome: dict[str, Any]) -> str:
     """Replace the day's row of the outcomes table (what the significance gate reads)."""
-    row = outcome_row(outcome)
     key = outcomes_key(outcome["ticker"])
-    if store.exists(key):
-        old = storage.read_parquet(store, key)
-        table = pl.concat(
-            [old.filter(pl.col("date") != row["date"][0]), row], how="vertical_relaxed"
-        )
-    else:
-        table = row
-    storage.write_parquet(store, key, table.sort("date"))
+    _replace_day(store, key, outcome_row(outcome))
     return store.url(key)
 
 

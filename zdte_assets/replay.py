@@ -427,7 +427,12 @@ def _replay(
         "dagster_home": os.environ.get("DAGSTER_HOME", ""),
         "replay_id": replay_id,
     }
-    result["plots"] = report.write_plots(days_frame, opts.output, counters.reopt_days)
+    result["plots"] = report.write_plots(
+        days_frame,
+        opts.output,
+        counters.reopt_days,
+        result["metrics"]["calibration"]["pit_counts"],
+    )
     parts, counts = timing.since(parts_before)
     in_runs = days_seconds - waited
     by_part = {name: parts.get(name, 0.0) for name in PARTS}

@@ -211,7 +211,10 @@ def rolling_accuracy(days: pl.DataFrame, window: int = 20, min_calls: int = 5) -
     return pl.select(pl.when(n >= min_calls).then(acc).otherwise(None)).to_series()
 
 
-def write_plots(days: pl.DataFrame, out: Path, reopt_days: list[Any]) -> list[str]:
+def write_plots(
+    days: pl.DataFrame, out: Path, reopt_days: list[Any], pit_counts: list[int]
+) -> list[str]:
+    """The report's PNGs; `pit_counts` are those of `calibration_metrics`, computed once."""
     dates = days["date"].to_list()
     files = [
         plots.line_chart(
@@ -253,7 +256,7 @@ def write_plots(days: pl.DataFrame, out: Path, reopt_days: list[Any]) -> list[st
     )
     files.append(
         plots.pit_histogram(
-            calibration_metrics(days)["pit_counts"],
+            pit_counts,
             out / "pit_histogram.png",
             "Calibration: PIT of the realized return",
         )

@@ -256,7 +256,8 @@ def test_retraining_on_the_same_rows_is_deterministic(
     assert list(first.features) == models[day]["features"]
 
 
-def _daily_model_job(replayed: Replayed, store_dir: Path) -> Any:
+def _daily_model_job(store_dir: Path) -> Any:
+    """A job of `daily_model` alone over a copy of the replay's storage."""
     from zdte_assets.definitions import build_definitions
 
     first_bar = min(p.stem for p in (store_dir / TICKER / "daily_bar").glob("*.parquet"))
@@ -281,7 +282,7 @@ def test_a_repeated_retrain_registers_no_second_version_and_moves_no_alias(
     day = dt.date(2024, 11, 7)
     store_dir = tmp_path / "storage"
     shutil.copytree(replayed.storage, store_dir)
-    job = _daily_model_job(replayed, store_dir)
+    job = _daily_model_job(store_dir)
     versions_before = client.search_model_versions(f"name='{NAME}'")
     challenger = client.get_model_version_by_alias(NAME, "challenger").version
 
@@ -314,24 +315,12 @@ def test_a_repeated_retrain_registers_no_second_version_and_moves_no_alias(
 def test_daily_model_without_tuned_params_fails_and_registers_nothing(
     client: MlflowClient, replayed: Replayed, tmp_path: Path
 ) -> None:
-    from zdte_assets.definitions import build_definitions
-
     # A fresh storage holding the replay's bars and features but no study for October.
     store_dir = tmp_path / "storage"
     shutil.copytree(replayed.storage, store_dir)
     day = "2024-10-28"
     assert not list((store_dir / TICKER / "tuned_params").glob("2024-10-*"))
-    first_bar = min(p.stem for p in (store_dir / TICKER / "daily_bar").glob("*.parquet"))
-    defs = build_definitions(
-        tickers=[TICKER],
-        source_kind="sample",
-        storage_url=str(store_dir),
-        start=dt.date.fromisoformat(first_bar),
-    )
-    selection = dg.AssetSelection.assets(dg.AssetKey([TICKER, "daily_model"]))
-    job = dg.Definitions.merge(
-        defs, dg.Definitions(jobs=[dg.define_asset_job("daily_model_only", selection=selection)])
-    ).resolve_job_def("daily_model_only")
+    job = _daily_model_job(store_dir)
     before = len(client.search_model_versions(f"name='{NAME}'"))
 
     with pytest.raises(dg.Failure, match=f"daily_model {day}: no tuned_params version") as info:
