@@ -218,3 +218,35 @@ def replayed(zdte_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Repla
         )
     )
     return Replayed(output=out, report=result, home=zdte_home)
+
+
+# --- the production stack (`zdte stack up`), for the tests marked `stack` ----------------------
+
+
+@pytest.fixture(scope="session")
+def stack_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The environment of the session's stack (ports, users); `zdte stack ...` with it acts on
+    that stack."""
+    from zdte_assets_tests import stack_client
+
+    return stack_client.stack_env(tmp_path_factory.mktemp("stack"))
+
+
+@pytest.fixture(scope="session")
+def running_stack(stack_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """One production stack for all the `stack` tests, started by `zdte stack up` and stopped
+    by `zdte stack down`; its users and databases are dropped afterwards."""
+    import shutil
+
+    from zdte_assets import stack
+    from zdte_assets_tests import stack_client
+
+    if shutil.which("caddy") is None:
+        service_unavailable("caddy is not installed (apt-get install caddy)")
+    up = stack_client.zdte(stack_env, "stack", "up")
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        yield stack.configuration(stack_env)
+    finally:
+        stack_client.zdte(stack_env, "stack", "down", timeout=300)
+        stack_client.drop_databases(stack.configuration(stack_env))

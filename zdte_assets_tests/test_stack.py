@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import stat
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
 from zdte_assets import stack
-from zdte_assets_tests.services import free_ports
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -108,74 +104,11 @@ def _https(
     return int(out.stdout or 0)
 
 
-@pytest.fixture(scope="module")
-def running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    if shutil.which("caddy") is None:
-        pytest.skip("caddy is not installed (apt-get install caddy)")
-    tmp = tmp_path_factory.mktemp("stack")
-    ports = free_ports(9)
-    suffix = os.urandom(3).hex()
-    env = _env(
-        tmp,
-        ZDTE_S3_PORT=str(ports[0]),
-        ZDTE_S3_MASTER_PORT=str(ports[1]),
-        ZDTE_S3_VOLUME_PORT=str(ports[2]),
-        ZDTE_S3_FILER_PORT=str(ports[3]),
-        ZDTE_S3_ADMIN_PORT=str(ports[4]),
-        ZDTE_MLFLOW_PORT=str(ports[5]),
-        ZDTE_CODE_PORT=str(ports[6]),
-        ZDTE_WEBSERVER_PORT=str(ports[7]),
-        ZDTE_HTTPS_PORT=str(ports[8]),
-        ZDTE_DAGSTER_SITE=f"https://dagster.localhost:{ports[8]}",
-        ZDTE_MLFLOW_SITE=f"https://mlflow.localhost:{ports[8]}",
-        DAGSTER_PG_USER=f"zdte_dagster_{suffix}",
-        DAGSTER_PG_DB=f"zdte_dagster_{suffix}",
-        MLFLOW_PG_USER=f"zdte_mlflow_{suffix}",
-        MLFLOW_PG_DB=f"zdte_mlflow_{suffix}",
-        OPTUNA_PG_USER=f"zdte_optuna_{suffix}",
-        OPTUNA_PG_DB=f"zdte_optuna_{suffix}",
-    )
-    zdte = [sys.executable, "-m", "zdte_assets.cli"]
-    up = subprocess.run(
-        [*zdte, "stack", "up"], env=env, capture_output=True, text=True, timeout=600
-    )
-    try:
-        assert up.returncode == 0, up.stdout + up.stderr
-        yield stack.configuration(env)
-    finally:
-        subprocess.run([*zdte, "stack", "down"], env=env, capture_output=True, timeout=300)
-        _drop_databases(stack.configuration(env))
-
-
-def _drop_databases(cfg: dict[str, str]) -> None:
-    """Remove this test's users and databases from the host's Postgres."""
-    import psycopg2
-    from psycopg2 import sql
-
-    conn = psycopg2.connect(cfg["ZDTE_PG_ADMIN_URL"])
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        for prefix in ("DAGSTER", "MLFLOW", "OPTUNA"):
-            db, user = cfg[f"{prefix}_PG_DB"], cfg[f"{prefix}_PG_USER"]
-            cur.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db))
-            )
-            cur.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(user)))
-    conn.close()
-
-
 @pytest.mark.stack
-def test_stack_up_status_and_loopback_only(running_stack: dict[str, str]) -> None:
-    env = {**os.environ, "ZDTE_HOME": str(Path(running_stack["ZDTE_STACK_DIR"]).parent)}
-    for name in (
-        "ZDTE_S3_PORT",
-        "ZDTE_MLFLOW_PORT",
-        "ZDTE_CODE_PORT",
-        "ZDTE_WEBSERVER_PORT",
-        "ZDTE_HTTPS_PORT",
-    ):
-        env[name] = running_stack[name]
-    states = dict(stack.status(env))
+def test_stack_up_status_and_loopback_only(
+    running_stack: dict[str, str], stack_env: dict[str, str]
+) -> None:
+    states = dict(stack.status(stack_env))
     assert all(s.startswith("ready") for s in states.values()), states
     listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
     for port in (running_stack["ZDTE_S3_FILER_PORT"], running_stack["ZDTE_MLFLOW_PORT"]):
