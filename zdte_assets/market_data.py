@@ -29,7 +29,7 @@ from zdte_assets.calendar import (
     session_close_time,
     session_open_time,
 )
-from zdte_assets.validation import DataValidationError, validate_bars
+from zdte_assets.validation import CheckedBars, DataValidationError, check_bars, validate_bars
 
 SAMPLE_TICKER = "AAPL"
 SOURCE_KINDS: tuple[str, ...] = ("sample", "file", "yfinance")
@@ -133,6 +133,10 @@ class FileSource:
     ``adj_close`` and optional ``ticker``. Without a ``ticker`` column the file is taken to be
     the series of whichever ticker is asked for. The file is read once and re-read only when its
     modification time changes, so a file refreshed by hand is picked up without a restart.
+
+    A request fails only on problems that reach the days it asks for (a bad bar of that range,
+    or a problem that makes the whole file unusable; see :mod:`zdte_assets.validation`): the
+    daily partitions ask for one day each, and one bad row must not fail every other day.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -145,7 +149,7 @@ class FileSource:
         self.name = f"file:{self.path}"
         self._raw_key: tuple[str, int] | None = None
         self._raw: pl.DataFrame | None = None
-        self._validated: dict[str, pl.DataFrame] = {}
+        self._validated: dict[str, CheckedBars] = {}
 
     def _read(self) -> pl.DataFrame:
         try:
@@ -172,7 +176,7 @@ class FileSource:
         except (pl.exceptions.ComputeError, OSError) as exc:
             raise DataValidationError(source, f"cannot read file: {_first_line(exc)}") from exc
 
-    def _ticker_frame(self, ticker: str) -> pl.DataFrame:
+    def _ticker_frame(self, ticker: str) -> CheckedBars:
         raw = self._read()
         wanted = _norm_ticker(ticker)
         ticker_col = next((c for c in raw.columns if c.strip().lower() == "ticker"), None)
@@ -180,7 +184,7 @@ class FileSource:
         if key in self._validated:
             return self._validated[key]
         if ticker_col is None:
-            frame = validate_bars(raw, str(self.path))
+            frame = check_bars(raw, str(self.path))
         else:
             tickers = (
                 raw.get_column(ticker_col).cast(pl.String).str.strip_chars().str.to_uppercase()
@@ -194,17 +198,21 @@ class FileSource:
                     f"{', '.join(available) or 'none'})"
                 )
             selected = raw.filter(mask.fill_null(False)).drop(ticker_col)
-            frame = validate_bars(selected, str(self.path), rows=rows.filter(mask.fill_null(False)))
+            frame = check_bars(selected, str(self.path), rows=rows.filter(mask.fill_null(False)))
         self._validated[key] = frame
         return frame
 
     def bars(self, ticker: str, start: dt.date, end: dt.date) -> pl.DataFrame:
-        frame = self._ticker_frame(ticker)
-        out = _in_range(frame, start, end)
+        checked = self._ticker_frame(ticker)
+        problem = checked.problem_for(start, end)
+        if problem is not None:
+            raise problem.error()
+        out = _in_range(checked.bars, start, end)
         if out.height == 0:
+            covers = f"{checked.span[0]} to {checked.span[1]}" if checked.span else "no dates"
             raise MarketDataError(
                 f"{self.path}: no data for {_norm_ticker(ticker)} {_span(start, end)} "
-                f"(the file covers {frame['date'][0]} to {frame['date'][-1]})"
+                f"(the file covers {covers})"
             )
         return out
 

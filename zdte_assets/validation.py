@@ -7,9 +7,25 @@ table through :func:`validate_bars`, which either returns the normalized frame o
 would find it in the file, and the problem, so the person reading a failed run can open the file
 and go straight to the line.
 
-All checks are polars expressions evaluated over the whole frame at once; only the single
-offending row is pulled into Python to word the message. When several rows are bad, the one that
-comes first in the file wins; within a row, the checks run in the order listed in ``_row_checks``.
+All checks are polars expressions evaluated over the whole frame at once; only offending rows
+are pulled into Python to word the messages. When several rows are bad, the one that comes first
+in the file wins; within a row, the checks run in the order listed in ``_row_checks``.
+
+A source that serves one day at a time (the file source behind the daily partitions) uses
+:func:`check_bars` instead, which keeps every problem with how far it reaches, so that one bad bar
+fails its own day only. Which problems reach the whole file, and why:
+
+- empty file, no data rows, missing or doubly named columns, a column of the wrong type: there is
+  no table of bars to read at all.
+- missing or unparseable date: the row belongs to no day, so any day could be the one it meant.
+- dates out of order: the file was put together wrong (concatenated exports, mixed tickers), so
+  the session-to-session sequence the gap and stale checks rely on cannot be trusted.
+- a date outside the NYSE calendar or on a weekend/holiday: the file's dates are shifted (time
+  zone) or follow another calendar, which puts every date in it in doubt.
+
+The rest are a bad bar of one known session and reach that day only: a value that is missing,
+not a number, infinite or non-positive, negative volume, high below low, open or close outside the
+day's range, and a duplicate date (the two rows disagree about that day alone).
 """
 
 from __future__ import annotations
@@ -66,6 +82,44 @@ class DataValidationError(ValueError):
         super().__init__(f"{source}:{where} {self.problem}")
 
 
+@dataclass(frozen=True)
+class BarProblem:
+    """One bad row, kept so each request can be failed with a fresh exception of its own."""
+
+    source: str
+    row: int
+    day: dt.date | None
+    problem: str
+
+    def error(self) -> DataValidationError:
+        return DataValidationError(self.source, self.problem, self.row, self.day)
+
+
+@dataclass(frozen=True)
+class CheckedBars:
+    """A raw table checked once, answering for any range of days which problem, if any, blocks it.
+
+    ``bars`` holds only the days without a problem; ``day_problems`` the first problem of each bad
+    day in file order; ``file_problem`` the first row that makes the whole file unusable.
+    """
+
+    bars: pl.DataFrame
+    first_problem: BarProblem | None
+    file_problem: BarProblem | None
+    day_problems: dict[dt.date, BarProblem]
+    #: First and last readable date of the table, bad days included (for "the file covers ...").
+    span: tuple[dt.date, dt.date] | None
+
+    def problem_for(self, start: dt.date, end: dt.date) -> BarProblem | None:
+        """The problem a request for [start, end] must fail with: the first in the file that is
+        either a whole-file problem or one of a day in the range, as a reader scanning the file
+        for that range would meet it."""
+        found = [p for day, p in self.day_problems.items() if start <= day <= end]
+        if self.file_problem is not None:
+            found.append(self.file_problem)
+        return min(found, key=lambda p: p.row, default=None)
+
+
 def validate_bars(
     df: pl.DataFrame,
     source: str,
@@ -78,6 +132,23 @@ def validate_bars(
     ``rows`` gives, for each row of ``df``, its 1-based data-row number in the original file; a
     source that filtered the file (one ticker out of many) passes it so that messages still point
     at the right line. Without it row ``i`` of ``df`` is reported as ``i + 1``.
+    """
+    checked = check_bars(df, source, require_trading_days, rows=rows)
+    if checked.first_problem is not None:
+        raise checked.first_problem.error()
+    return checked.bars
+
+
+def check_bars(
+    df: pl.DataFrame,
+    source: str,
+    require_trading_days: bool = True,
+    *,
+    rows: Sequence[int] | pl.Series | None = None,
+) -> CheckedBars:
+    """Check a raw bar table once and keep every day's verdict, so that a source serving one day
+    at a time can fail only the days a bad row belongs to (see the module docstring for which
+    problems reach the whole file). A table with no usable structure still raises right away.
     """
     if df.width == 0:
         raise DataValidationError(source, "empty file (no columns)")
@@ -117,19 +188,61 @@ def validate_bars(
         pl.col("date").cum_max().shift(1).alias("__prev_max_date"),
         pl.col(_ROW).first().over("date").alias("__first_row_of_date"),
     )
-    masks = both.select(
-        [check.mask.fill_null(False).alias(f"__check{i}") for i, check in enumerate(checks)]
-    )
-    bad_rows = masks.select(pl.any_horizontal(pl.all()).arg_true()).to_series()
-    if bad_rows.len():
-        index = int(bad_rows[0])
-        flags = masks.row(index)
-        check = checks[next(i for i, flag in enumerate(flags) if flag)]
-        values = both.row(index, named=True)
-        raise DataValidationError(source, check.message(values), values[_ROW], values["date"])
 
-    return parsed.select(
+    def first_failing(indices: list[int]) -> pl.Expr:
+        """Index of the first listed check a row fails, null when it fails none of them."""
+        return pl.coalesce(
+            pl.lit(None, dtype=pl.Int64),
+            *(pl.when(checks[i].mask.fill_null(False)).then(pl.lit(i)) for i in indices),
+        )
+
+    everything = list(range(len(checks)))
+    whole_file = [i for i in everything if checks[i].whole_file]
+    verdicts = both.select(
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("__index"),
+        pl.col("date"),
+        first_failing(everything).alias("__check"),
+        first_failing(whole_file).alias("__file_check"),
+    ).filter(pl.col("__check").is_not_null())
+
+    def problem(index: int, check: int) -> BarProblem:
+        values = both.row(index, named=True)
+        return BarProblem(
+            source=source,
+            row=values[_ROW],
+            day=values["date"],
+            problem=checks[check].message(values),
+        )
+
+    first_problem = file_problem = None
+    day_problems: dict[dt.date, BarProblem] = {}
+    if verdicts.height:
+        first = verdicts.row(0, named=True)
+        first_problem = problem(first["__index"], first["__check"])
+        on_file = verdicts.filter(pl.col("__file_check").is_not_null()).head(1)
+        if on_file.height:
+            file_problem = problem(on_file["__index"][0], on_file["__file_check"][0])
+        # Rows reaching one day only: the first of each day in file order speaks for that day.
+        on_day = verdicts.filter(pl.col("__file_check").is_null()).unique(
+            "date", keep="first", maintain_order=True
+        )
+        for index, check in on_day.select("__index", "__check").iter_rows():
+            found = problem(index, check)
+            assert found.day is not None
+            day_problems[found.day] = found
+
+    dates = parsed.get_column("date").drop_nulls().to_list()
+    span = (min(dates), max(dates)) if dates else None
+    bad_days = pl.Series(list(day_problems), dtype=pl.Date)
+    bars = parsed.filter(~pl.col("date").is_in(bad_days)).select(
         [pl.col(name).cast(dtype) for name, dtype in BARS_SCHEMA.items()],
+    )
+    return CheckedBars(
+        bars=bars,
+        first_problem=first_problem,
+        file_problem=file_problem,
+        day_problems=day_problems,
+        span=span,
     )
 
 
@@ -137,6 +250,8 @@ def validate_bars(
 class _Check:
     mask: pl.Expr
     message: Callable[[dict[str, Any]], str]
+    #: Whether a row failing this check makes the whole file unusable (module docstring).
+    whole_file: bool = False
 
 
 def _row_checks(raw_schema: pl.Schema, has_adj: bool, require_trading_days: bool) -> list[_Check]:
@@ -147,15 +262,16 @@ def _row_checks(raw_schema: pl.Schema, has_adj: bool, require_trading_days: bool
 
     if raw_schema["date"] == pl.String:
         blank = raw_date.is_null() | (raw_date.str.strip_chars() == "")
-        checks.append(_Check(blank, lambda v: "missing date"))
+        checks.append(_Check(blank, lambda v: "missing date", whole_file=True))
         checks.append(
             _Check(
                 ~blank & date.is_null(),
                 lambda v: f"unparseable date {v['__raw_date']!r} (expected YYYY-MM-DD)",
+                whole_file=True,
             )
         )
     else:
-        checks.append(_Check(date.is_null(), lambda v: "missing date"))
+        checks.append(_Check(date.is_null(), lambda v: "missing date", whole_file=True))
 
     numeric = [c for c in NUMERIC_COLUMNS if c in raw_schema and (c != "adj_close" or has_adj)]
     for c in numeric:
@@ -204,6 +320,7 @@ def _row_checks(raw_schema: pl.Schema, has_adj: bool, require_trading_days: bool
                 f"dates out of order: {v['date']} comes after {v['__prev_max_date']} "
                 "(rows must be sorted ascending)"
             ),
+            whole_file=True,
         )
     )
     if require_trading_days:
@@ -213,6 +330,7 @@ def _row_checks(raw_schema: pl.Schema, has_adj: bool, require_trading_days: bool
             _Check(
                 outside_calendar,
                 lambda v: f"date {v['date']} is outside the NYSE calendar ({lo} to {hi})",
+                whole_file=True,
             )
         )
         checks.append(
@@ -222,6 +340,7 @@ def _row_checks(raw_schema: pl.Schema, has_adj: bool, require_trading_days: bool
                     f"{v['date']} ({v['date']:%A}) is not an NYSE trading day "
                     "(weekend or exchange holiday)"
                 ),
+                whole_file=True,
             )
         )
     return checks

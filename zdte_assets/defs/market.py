@@ -11,11 +11,27 @@ from zdte_assets.defs import checks
 from zdte_assets.defs.jobs import step_priority
 from zdte_assets.defs.partitions import day_of
 from zdte_assets.defs.resources import MarketDataResource
-from zdte_assets.market_data import MarketDataError
+from zdte_assets.market_data import MarketDataError, MarketDataSource
+from zdte_assets.validation import DataValidationError
 
 
 def _requested_days(context: dg.AssetExecutionContext) -> list[dt.date]:
     return [day_of(k) for k in context.partition_keys]
+
+
+def _bars_with_previous(source: MarketDataSource, ticker: str, days: list[dt.date]) -> pl.DataFrame:
+    """The bars of `days`, with the session before them when that one is usable.
+
+    The previous session is only context for the gap and stale checks: a bad bar there fails its
+    own partition, not this one, which then goes without the comparison.
+    """
+    first = calendar.previous_trading_day(days[0])
+    try:
+        return source.bars(ticker, first, days[-1])
+    except DataValidationError as exc:
+        if exc.day is None or exc.day >= days[0]:
+            raise
+    return source.bars(ticker, days[0], days[-1])
 
 
 def build_market_assets(
@@ -43,8 +59,7 @@ def build_market_assets(
         days = _requested_days(context)
         source = market_data.source()
         # One session before the range too, so the gap and stale checks can compare with it.
-        first = calendar.previous_trading_day(days[0])
-        frame = source.bars(ticker, first, days[-1])
+        frame = _bars_with_previous(source, ticker, days)
         got = set(frame["date"].to_list())
         missing = [d for d in days if d not in got]
         if missing:
