@@ -13,7 +13,8 @@ same configuration: `docker/stack.env` holds every host, port and name (compose 
 | code | `dagster code-server start -m zdte_assets.definitions` | `ZDTE_CODE_HOST:ZDTE_CODE_PORT` |
 | webserver | `dagster-webserver -w workspace.yaml` | `ZDTE_WEBSERVER_HOST:ZDTE_WEBSERVER_PORT` |
 | daemon | `dagster-daemon run -w workspace.yaml` | no port |
-| caddy | `caddy run` with `docker/Caddyfile`: TLS (internal CA) and basic auth for both UIs | `ZDTE_PUBLIC_BIND:ZDTE_HTTPS_PORT` |
+| authgate | `python -m zdte_assets.authgate serve`: limits failed logins before any hash is computed | `ZDTE_AUTHGATE_HOST:ZDTE_AUTHGATE_PORT` |
+| caddy | `caddy run` with `docker/Caddyfile`: TLS (internal CA), the gate, basic auth for both UIs | `ZDTE_PUBLIC_HOST:ZDTE_HTTPS_PORT` |
 
 Why Postgres is external natively: the PostgreSQL server refuses to run as root and a desk's
 host usually runs one already; the stack needs only an administrative URL
@@ -412,6 +413,24 @@ SERVICES: tuple[Service, ...] = (
         timeout=30.0,
     ),
     Service(
+        "authgate",
+        argv=lambda cfg: [
+            sys.executable,
+            "-m",
+            "zdte_assets.authgate",
+            "serve",
+            "--host",
+            cfg["ZDTE_BIND"],
+            "--port",
+            cfg["ZDTE_AUTHGATE_PORT"],
+        ],
+        ready=lambda cfg: _http_ok(
+            f"http://{cfg['ZDTE_AUTHGATE_HOST']}:{cfg['ZDTE_AUTHGATE_PORT']}/healthz"
+        ),
+        timeout=30.0,
+        prepare=lambda cfg: _caddy_hash(cfg),
+    ),
+    Service(
         "caddy",
         argv=lambda cfg: [
             _bin("caddy"),
@@ -429,19 +448,31 @@ SERVICES: tuple[Service, ...] = (
 
 
 def _caddy_hash(cfg: Mapping[str, str]) -> None:
-    """bcrypt the UI password once (``caddy hash-password``) into credentials.env's neighbour."""
+    """bcrypt the UI password into credentials.env's neighbour, read by Caddy and the gate.
+
+    At cost 4 (`authgate.BCRYPT_COST`; `caddy hash-password` of Caddy 2.6 uses 14, about 1.1 s
+    of CPU per check): the password is a 160-bit random token, so a work factor adds nothing
+    against guessing and only multiplies what each failed login costs the server. Made again
+    when the password changed (rotation: edit credentials.env, `down`, `up`) or the cost did.
+    """
+    import bcrypt
+
+    from zdte_assets import authgate
+
     path = Path(cfg["ZDTE_STACK_DIR"]) / "caddy-auth-hash"
+    password = cfg["CADDY_AUTH_PASSWORD"].encode()
     if path.exists():
-        return
-    out = subprocess.run(
-        [_bin("caddy"), "hash-password", "--plaintext", cfg["CADDY_AUTH_PASSWORD"]],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        current = path.read_text().strip()
+        with contextlib.suppress(ValueError):
+            if authgate.bcrypt_cost(current) == authgate.BCRYPT_COST and bcrypt.checkpw(
+                password, current.encode()
+            ):
+                return
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
-        fh.write(out)
+        fh.write(authgate.hash_password(cfg["CADDY_AUTH_PASSWORD"]))
+    os.replace(tmp, path)
 
 
 _NOT_FOR_SERVICES = frozenset({"ZDTE_PG_ADMIN_URL", "CADDY_AUTH_PASSWORD"})

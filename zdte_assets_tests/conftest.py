@@ -228,8 +228,15 @@ def stack_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """The environment of the session's stack (ports, users); `zdte stack ...` with it acts on
     that stack."""
     from zdte_assets_tests import stack_client
+    from zdte_assets_tests.services import free_ports
 
-    return stack_client.stack_env(tmp_path_factory.mktemp("stack"))
+    env = stack_client.stack_env(tmp_path_factory.mktemp("stack"))
+    # The login gate's and Caddy's admin ports, free like the others so that two stacks can run
+    # on one machine.
+    taken = {v for k, v in env.items() if k.endswith("_PORT")}
+    spare = [str(p) for p in free_ports(14) if str(p) not in taken]
+    env["ZDTE_AUTHGATE_PORT"], env["ZDTE_CADDY_ADMIN_PORT"] = spare[:2]
+    return env
 
 
 @pytest.fixture(scope="session")

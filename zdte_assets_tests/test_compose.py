@@ -503,6 +503,7 @@ COMPOSE_NAMES = {
     "code": "zdte-code",
     "webserver": "dagster-webserver",
     "daemon": "dagster-daemon",
+    "authgate": "auth-gate",
     "caddy": "caddy",
 }
 

@@ -1,0 +1,196 @@
+"""The security defaults of the production stack, on the real stack (`zdte stack up`, the
+session's `running_stack`): failed logins cannot burn CPU, the buckets are encrypted at rest,
+every port but Caddy's public one is on loopback, and backup and restore bring data back bit
+for bit. All marked ``stack`` (run with `pytest -m stack`)."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import ipaddress
+import os
+import re
+import socket
+import ssl
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import bcrypt
+import pytest
+
+from zdte_assets import authgate, stack
+
+pytestmark = pytest.mark.stack
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and all its threads, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+class _Https(http.client.HTTPSConnection):
+    """HTTPS to Caddy on loopback from a chosen loopback source address (each one a different
+    client for the gate), with the site's name as SNI; Caddy's internal CA is not trusted here."""
+
+    def __init__(self, site: str, port: int, source: str) -> None:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        super().__init__(site, port, context=ctx, timeout=60)
+        self.source = source
+
+    def connect(self) -> None:
+        sock = socket.create_connection(("127.0.0.1", self.port), self.timeout, (self.source, 0))
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Burst:
+    statuses: Counter[int]
+    cpu: float  # seconds, Caddy and the gate together
+    seconds: float
+
+
+def _requests(
+    cfg: dict[str, str],
+    source: str,
+    n: int,
+    credentials: Callable[[int], tuple[str, str] | None],
+    site: str = "dagster.localhost",
+) -> Burst:
+    """`n` requests on one keep-alive connection; their statuses and the CPU they cost."""
+    port = int(cfg["ZDTE_HTTPS_PORT"])
+    pids = [stack.running_pid(cfg, name) for name in ("caddy", "authgate")]
+    assert all(pids), pids
+    conn = _Https(site, port, source)
+    statuses: Counter[int] = Counter()
+    cpu0 = sum(_cpu_seconds(p) for p in pids if p)
+    t0 = time.monotonic()
+    for i in range(n):
+        headers = {"Host": f"{site}:{port}"}
+        pair = credentials(i)
+        if pair is not None:
+            token = base64.b64encode(f"{pair[0]}:{pair[1]}".encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
+        conn.request("GET", "/", headers=headers)
+        response = conn.getresponse()
+        response.read()
+        statuses[response.status] += 1
+    seconds = time.monotonic() - t0
+    cpu = sum(_cpu_seconds(p) for p in pids if p) - cpu0
+    conn.close()
+    return Burst(statuses, cpu, seconds)
+
+
+def test_a_flood_of_wrong_logins_is_refused_at_a_bounded_cost(
+    running_stack: dict[str, str],
+) -> None:
+    cfg = running_stack
+    hashed = (Path(cfg["ZDTE_STACK_DIR"]) / "caddy-auth-hash").read_text().strip()
+    cost = authgate.bcrypt_cost(hashed)
+    assert hashed.startswith("$2b$") and cost == authgate.BCRYPT_COST
+    # What one password check at the stack's cost costs, measured here.
+    t0 = time.process_time()
+    for i in range(50):
+        bcrypt.checkpw(f"wrong{i}".encode(), hashed.encode())
+    check = (time.process_time() - t0) / 50
+    # What a request costs when it is refused without a hash (no credentials: the gate's 401),
+    # measured from an address of its own.
+    floor = _requests(cfg, "127.0.0.3", 300, lambda i: None)
+    assert floor.statuses == Counter({401: 300})
+    per_request = floor.cpu / 300
+
+    # The flood: wrong passwords for the right user and wrong user names, from one address.
+    n = 600
+    flood = _requests(
+        cfg, "127.0.0.2", n, lambda i: ("desk", f"wrong{i}") if i % 2 else (f"user{i}", "x")
+    )
+    burst = int(cfg["ZDTE_AUTH_FAILURE_BURST"])
+    per_minute = float(cfg["ZDTE_AUTH_FAILURES_PER_MINUTE"])
+    answered = burst + per_minute * flood.seconds / 60 + 1
+    assert set(flood.statuses) <= {401, 429}, flood
+    assert flood.statuses[401] <= answered and flood.statuses[429] >= n - answered, flood
+    # Every refused request costs what a request without credentials costs, plus at most one
+    # check for each answered one (noise: x3 and 50 ms for the clock ticks of two processes).
+    bound = 3 * n * per_request + 2 * answered * check + 0.05
+    assert flood.cpu <= bound, (flood, per_request, check)
+    # Caddy alone would have spent its cost-14 check on each wrong user name.
+    assert flood.cpu < (n / 2) * check * 2 ** (14 - cost) / 100, flood
+
+    # The right credentials still pass, on both sites, and even from the flooding address once
+    # they are known right; a wrong password from there is still refused.
+    right = (cfg["CADDY_AUTH_USER"], cfg["CADDY_AUTH_PASSWORD"])
+    for site in ("dagster.localhost", "mlflow.localhost"):
+        ok = _requests(cfg, "127.0.0.1", 3, lambda i: right, site=site)
+        assert ok.statuses == Counter({200: 3}), (site, ok)
+    assert _requests(cfg, "127.0.0.2", 2, lambda i: right).statuses == Counter({200: 2})
+    assert _requests(cfg, "127.0.0.2", 1, lambda i: ("desk", "no")).statuses == Counter({429: 1})
+
+
+def _listening() -> list[tuple[str, int, set[int]]]:
+    """(address, port, pids) of every listening TCP socket of this machine."""
+    out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout
+    sockets = []
+    for line in out.splitlines():
+        local = line.split()[3]
+        host, _, port = local.rpartition(":")
+        pids = {int(p) for p in re.findall(r"pid=(\d+)", line)}
+        sockets.append((host.strip("[]"), int(port), pids))
+    return sockets
+
+
+def _is_loopback(host: str) -> bool:
+    host = host.split("%")[0]
+    if host in ("*", ""):
+        return False
+    ip = ipaddress.ip_address(host)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+def test_every_port_but_caddys_public_one_is_on_loopback(running_stack: dict[str, str]) -> None:
+    cfg = running_stack
+    # Each service runs in a process group of its own (its leader's pid is in run/), so the
+    # sockets its children open (weed's gRPC ports, the code server's worker) count too.
+    groups = {
+        pid: s.name for s in stack.SERVICES if (pid := stack.running_pid(cfg, s.name)) is not None
+    }
+    owners: dict[tuple[str, int], str] = {}
+    for host, port, pids in _listening():
+        for pid in pids:
+            try:
+                group = os.getpgid(pid)
+            except ProcessLookupError:
+                continue
+            if group in groups:
+                owners[(host, port)] = groups[group]
+    public = (cfg["ZDTE_PUBLIC_HOST"], int(cfg["ZDTE_HTTPS_PORT"]))
+    exposed = {a: name for a, name in owners.items() if a != public and not _is_loopback(a[0])}
+    assert not exposed, exposed
+    # And the ports the stack is configured with are among them, each by its service.
+    by_port = {port: name for (_, port), name in owners.items()}
+    expected = {
+        "ZDTE_S3_PORT": "s3",
+        "ZDTE_S3_MASTER_PORT": "s3",
+        "ZDTE_S3_VOLUME_PORT": "s3",
+        "ZDTE_S3_FILER_PORT": "s3",
+        "ZDTE_S3_ADMIN_PORT": "s3",
+        "ZDTE_MLFLOW_PORT": "mlflow",
+        "ZDTE_CODE_PORT": "code",
+        "ZDTE_WEBSERVER_PORT": "webserver",
+        "ZDTE_AUTHGATE_PORT": "authgate",
+        "ZDTE_CADDY_ADMIN_PORT": "caddy",
+        "ZDTE_HTTPS_PORT": "caddy",
+    }
+    for var, name in expected.items():
+        assert by_port.get(int(cfg[var])) == name, (var, cfg[var], sorted(owners.items()))
+    # Every service but the daemon listens (so none escaped the check by not being found).
+    assert set(groups.values()) - {"daemon"} <= set(by_port.values())
