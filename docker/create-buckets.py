@@ -4,6 +4,11 @@ SeaweedFS would create a bucket on first upload for its admin identity, but AWS 
 S3-compatible servers do not, and a missing bucket is clearer at deploy time than at 16:05.
 Idempotent; waits for the S3 server to come up. Configured only by the standard AWS variables
 plus ZDTE_STORAGE_URL and MLFLOW_ARTIFACTS_DESTINATION.
+
+Each bucket gets SSE-S3 (AES256) as its default encryption, as `zdte stack up` does, when the
+server can encrypt: SeaweedFS `weed server` needs a key for that (``WEED_S3_SSE_KEY``, any long
+secret, or ``WEED_S3_SSE_KEK``, 64 hex digits); without one, a default encryption would fail
+every write, so the bucket is left unencrypted and a warning says why.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import sys
 import time
 from urllib.parse import urlparse
 
-from zdte_assets.storage import make_s3_client
+from zdte_assets.storage import ensure_bucket_encryption, make_s3_client
 
 
 def buckets() -> list[str]:
@@ -43,6 +48,14 @@ def main(timeout: float = 120.0) -> int:
         else:
             client.create_bucket(Bucket=name)
             print(f"bucket s3://{name} created")
+        if ensure_bucket_encryption(client, name):
+            print(f"bucket s3://{name} encrypts by default (SSE-S3, AES256)")
+        else:
+            print(
+                f"warning: bucket s3://{name} is NOT encrypted: the S3 server cannot encrypt "
+                "(SeaweedFS: set WEED_S3_SSE_KEY on its container)",
+                file=sys.stderr,
+            )
     return 0
 
 

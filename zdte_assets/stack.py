@@ -174,8 +174,12 @@ def _tcp_open(host: str, port: int, timeout: float = 1.0) -> bool:
 
 
 def _s3_ready(cfg: Mapping[str, str]) -> bool:
+    """S3 answers with the stack's keys; both buckets exist and encrypt by default (SSE-S3 with
+    the key `weed mini` keeps in its data directory, see `storage.ensure_bucket_encryption`)."""
     import boto3
     from botocore.config import Config
+
+    from zdte_assets.storage import ensure_bucket_encryption
 
     client = boto3.client(
         "s3",
@@ -185,14 +189,22 @@ def _s3_ready(cfg: Mapping[str, str]) -> bool:
         region_name="us-east-1",
         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
     )
+    unencrypted = []
     try:
         names = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
         for bucket in (cfg["ZDTE_BUCKET"], cfg["ZDTE_MLFLOW_BUCKET"]):
             if bucket not in names:
                 client.create_bucket(Bucket=bucket)
-        return True
+            if not ensure_bucket_encryption(client, bucket):
+                unencrypted.append(bucket)
     except Exception:
         return False
+    if unencrypted:
+        raise StackError(
+            f"s3: the server refuses to encrypt bucket(s) {', '.join(unencrypted)} (SSE-S3); "
+            f"see {log_path(cfg, 's3')}"
+        )
+    return True
 
 
 # ----------------------------------------------------------------------------- services

@@ -226,6 +226,45 @@ def make_s3_client() -> S3Client:
     return client
 
 
+def ensure_bucket_encryption(client: S3Client, bucket: str) -> bool:
+    """Make SSE-S3 (AES256) the bucket's default encryption, when the server can encrypt.
+
+    Default encryption covers every writer (zdte, MLflow's server, a person with boto3) without
+    a header of its own. A server asked to encrypt without a key fails every later write
+    (SeaweedFS 4.48 `weed server` without ``WEED_S3_SSE_KEY``: 500 on each PutObject), so a
+    probe object is written encrypted first and the default is set only when that works.
+    Returns whether the bucket encrypts by default; idempotent.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        rules = client.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]
+        if any(
+            r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm") == "AES256"
+            for r in rules["Rules"]
+        ):
+            return True
+    except ClientError:
+        pass  # none configured yet (ServerSideEncryptionConfigurationNotFoundError)
+    probe = f"{TEMP_PREFIX}sse-probe-{secrets.token_hex(4)}"
+    try:
+        client.put_object(Bucket=bucket, Key=probe, Body=b"probe", ServerSideEncryption="AES256")
+    except (ClientError, BotoCoreError):
+        return False
+    try:
+        client.put_bucket_encryption(
+            Bucket=bucket,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+        )
+    except (ClientError, BotoCoreError):
+        return False
+    finally:
+        client.delete_object(Bucket=bucket, Key=probe)
+    return True
+
+
 class S3Store(Store):
     """Objects under ``s3://bucket/prefix``."""
 

@@ -14,8 +14,9 @@ import socket
 import ssl
 import subprocess
 import time
+import urllib.request
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import bcrypt
 import pytest
 
 from zdte_assets import authgate, stack
+from zdte_assets_tests.conftest import isolate_aws_env
 
 pytestmark = pytest.mark.stack
 
@@ -132,6 +134,52 @@ def test_a_flood_of_wrong_logins_is_refused_at_a_bounded_cost(
         assert ok.statuses == Counter({200: 3}), (site, ok)
     assert _requests(cfg, "127.0.0.2", 2, lambda i: right).statuses == Counter({200: 2})
     assert _requests(cfg, "127.0.0.2", 1, lambda i: ("desk", "no")).statuses == Counter({429: 1})
+
+
+@pytest.fixture
+def stack_s3(
+    running_stack: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[dict[str, str]]:
+    """The AWS variables of the stack's processes, and nothing else, for boto3 and zdte."""
+    env = stack.process_env(running_stack)
+    isolate_aws_env(
+        monkeypatch,
+        tmp_path,
+        {k: env[k] for k in ("AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+        | {"AWS_DEFAULT_REGION": "us-east-1"},
+    )
+    yield running_stack
+
+
+def test_buckets_encrypt_what_zdte_and_others_write(stack_s3: dict[str, str]) -> None:
+    from zdte_assets.storage import make_s3_client, store_from_url
+
+    cfg = stack_s3
+    client = make_s3_client()
+    for bucket in (cfg["ZDTE_BUCKET"], cfg["ZDTE_MLFLOW_BUCKET"]):
+        rules = client.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]
+        assert rules["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    data = os.urandom(100_000)
+    store = store_from_url(cfg["ZDTE_STORAGE_URL"])  # s3://zdte/prod, as the assets write
+    store.write_bytes("security-test/sse.bin", data)
+    key = "prod/security-test/sse.bin"
+    try:
+        head = client.head_object(Bucket=cfg["ZDTE_BUCKET"], Key=key)
+        assert head["ServerSideEncryption"] == "AES256"
+        assert store.read_bytes("security-test/sse.bin") == data
+        # A plain PutObject without any header (as MLflow's server writes) is encrypted too.
+        client.put_object(Bucket=cfg["ZDTE_MLFLOW_BUCKET"], Key="security-test/x", Body=b"x")
+        head = client.head_object(Bucket=cfg["ZDTE_MLFLOW_BUCKET"], Key="security-test/x")
+        assert head["ServerSideEncryption"] == "AES256"
+        # At rest it is ciphertext: the filer, which serves stored bytes without S3 keys (hence
+        # on loopback only), returns something else than what was written.
+        filer = f"http://127.0.0.1:{cfg['ZDTE_S3_FILER_PORT']}/buckets/{cfg['ZDTE_BUCKET']}/{key}"
+        with urllib.request.urlopen(filer, timeout=10) as resp:
+            stored = resp.read()
+        assert len(stored) >= len(data) and data not in stored and data[:64] not in stored
+    finally:
+        store.delete("security-test/sse.bin")
+        client.delete_object(Bucket=cfg["ZDTE_MLFLOW_BUCKET"], Key="security-test/x")
 
 
 def _listening() -> list[tuple[str, int, set[int]]]:
