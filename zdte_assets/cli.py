@@ -32,6 +32,7 @@ KNOWN_ERRORS = frozenset(
         "zdte_assets.storage.StorageError",
         "zdte_assets.calendar.CalendarError",
         "zdte_assets.stack.StackError",
+        "zdte_assets.backup.BackupError",
         "builtins.FileNotFoundError",
     }
 )
@@ -330,6 +331,8 @@ def cmd_stack(args: argparse.Namespace) -> int:
     """The production topology on this host (see `zdte_assets.stack`)."""
     from zdte_assets import stack
 
+    if args.directory and args.action not in ("backup", "restore"):
+        raise UsageError(f"zdte stack {args.action} takes no directory")
     if args.action == "up":
         cfg = stack.up()
         print(
@@ -343,6 +346,17 @@ def cmd_stack(args: argparse.Namespace) -> int:
         for name, state in states:
             print(f"{name:10} {state}")
         return 0 if all(s.startswith("ready") for _, s in states) else 1
+    if args.action in ("backup", "restore"):
+        from zdte_assets import backup
+
+        if not args.directory:
+            raise UsageError(f"zdte stack {args.action} needs a directory")
+        cfg = stack.configuration()
+        if args.action == "backup":
+            backup.backup(cfg, Path(args.directory))
+        else:
+            backup.restore(cfg, Path(args.directory))
+        return 0
     stack.down()
     return 0
 
@@ -392,8 +406,15 @@ def build_parser() -> argparse.ArgumentParser:
     ml.add_argument("--port", type=int, default=5000)
     ml.set_defaults(func=cmd_mlflow_ui)
 
-    st = sub.add_parser("stack", help="start, check or stop the production stack on this host")
-    st.add_argument("action", choices=["up", "status", "down"])
+    st = sub.add_parser(
+        "stack", help="start, check, stop, back up or restore the production stack on this host"
+    )
+    st.add_argument("action", choices=["up", "status", "down", "backup", "restore"])
+    st.add_argument(
+        "directory",
+        nargs="?",
+        help="backup: a new directory to write; restore: a directory `backup` wrote",
+    )
     st.set_defaults(func=cmd_stack)
     return parser
 

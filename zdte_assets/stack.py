@@ -45,6 +45,10 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK_ENV_FILE = ROOT / "docker" / "stack.env"
@@ -173,22 +177,27 @@ def _tcp_open(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
 
 
-def _s3_ready(cfg: Mapping[str, str]) -> bool:
-    """S3 answers with the stack's keys; both buckets exist and encrypt by default (SSE-S3 with
-    the key `weed mini` keeps in its data directory, see `storage.ensure_bucket_encryption`)."""
+def s3_client(cfg: Mapping[str, str], attempts: int = 1) -> S3Client:
+    """A boto3 client for the stack's S3 with the stack's keys (not the caller's environment)."""
     import boto3
     from botocore.config import Config
 
-    from zdte_assets.storage import ensure_bucket_encryption
-
-    client = boto3.client(
+    return boto3.client(
         "s3",
         endpoint_url=cfg["AWS_ENDPOINT_URL_S3"],
         aws_access_key_id=cfg["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=cfg["AWS_SECRET_ACCESS_KEY"],
         region_name="us-east-1",
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": attempts}),
     )
+
+
+def _s3_ready(cfg: Mapping[str, str]) -> bool:
+    """S3 answers with the stack's keys; both buckets exist and encrypt by default (SSE-S3 with
+    the key `weed mini` keeps in its data directory, see `storage.ensure_bucket_encryption`)."""
+    from zdte_assets.storage import ensure_bucket_encryption
+
+    client = s3_client(cfg)
     unencrypted = []
     try:
         names = {b["Name"] for b in client.list_buckets().get("Buckets", [])}

@@ -10,6 +10,7 @@ import http.client
 import ipaddress
 import os
 import re
+import shutil
 import socket
 import ssl
 import subprocess
@@ -19,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import bcrypt
 import pytest
@@ -242,3 +244,106 @@ def test_every_port_but_caddys_public_one_is_on_loopback(running_stack: dict[str
         assert by_port.get(int(cfg[var])) == name, (var, cfg[var], sorted(owners.items()))
     # Every service but the daemon listens (so none escaped the check by not being found).
     assert set(groups.values()) - {"daemon"} <= set(by_port.values())
+
+
+def _dagster_db(cfg: dict[str, str]) -> Any:
+    import psycopg2
+
+    conn = psycopg2.connect(
+        host=cfg["ZDTE_PG_HOST"],
+        port=int(cfg["ZDTE_PG_PORT"]),
+        user=cfg["DAGSTER_PG_USER"],
+        password=cfg["DAGSTER_PG_PASSWORD"],
+        dbname=cfg["DAGSTER_PG_DB"],
+    )
+    conn.autocommit = True
+    return conn
+
+
+def _query(cfg: dict[str, str], text: str, *args: object) -> list[tuple[Any, ...]]:
+    conn = _dagster_db(cfg)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(text, args)
+            return list(cur.fetchall()) if cur.description else []
+    finally:
+        conn.close()
+
+
+def test_backup_and_restore_bring_objects_and_rows_back_bit_for_bit(
+    stack_s3: dict[str, str], stack_env: dict[str, str], tmp_path: Path
+) -> None:
+    from zdte_assets_tests import stack_client
+
+    cfg = stack_s3
+    client = stack.s3_client(cfg)
+    zdte_bucket, mlflow_bucket = cfg["ZDTE_BUCKET"], cfg["ZDTE_MLFLOW_BUCKET"]
+    # Known objects in both buckets (one key that is no file name), and a known table and row
+    # in the Dagster database, written as the Dagster role.
+    big = os.urandom(6 * 1024 * 1024)  # above boto3's multipart threshold on the way back
+    known = {
+        (zdte_bucket, "backup-test/big.bin"): big,
+        (zdte_bucket, "backup-test/odd name ü?&=+.txt"): b"odd",
+        (mlflow_bucket, "backup-test/small.bin"): os.urandom(1000),
+    }
+    for (bucket, key), data in known.items():
+        client.put_object(Bucket=bucket, Key=key, Body=data)
+    row = os.urandom(2000)
+    _query(cfg, "CREATE TABLE backup_probe (id int PRIMARY KEY, payload bytea)")
+    _query(cfg, "INSERT INTO backup_probe VALUES (1, %s)", row)
+    runs_before = _query(cfg, "SELECT count(*) FROM runs")
+    target = tmp_path / "backup"
+    try:
+        made = stack_client.zdte(stack_env, "stack", "backup", str(target))
+        assert made.returncode == 0, made.stdout + made.stderr
+        assert (target.stat().st_mode & 0o777) == 0o700
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no partial left
+
+        # Change everything: an object deleted, one overwritten, one added; the row altered,
+        # a table added.
+        client.delete_object(Bucket=zdte_bucket, Key="backup-test/big.bin")
+        client.put_object(Bucket=mlflow_bucket, Key="backup-test/small.bin", Body=b"changed")
+        client.put_object(Bucket=zdte_bucket, Key="backup-test/after.bin", Body=b"new")
+        _query(cfg, "UPDATE backup_probe SET payload = %s", b"altered")
+        _query(cfg, "CREATE TABLE after_backup (x int)")
+
+        # What is not a complete backup is refused in one line, before anything changes.
+        broken = tmp_path / "broken"
+        shutil.copytree(target, broken)
+        next((broken / "objects").iterdir()).write_bytes(b"rot")
+        for bad in (tmp_path / "empty", broken):
+            bad.mkdir(exist_ok=True)
+            refused = stack_client.zdte(stack_env, "stack", "restore", str(bad))
+            assert refused.returncode == 2, refused.stdout + refused.stderr
+            assert "is not a complete backup" in refused.stderr
+            assert refused.stderr.count("\n") == 1
+        assert bytes(_query(cfg, "SELECT payload FROM backup_probe")[0][0]) == b"altered"
+
+        restored = stack_client.zdte(stack_env, "stack", "restore", str(target))
+        assert restored.returncode == 0, restored.stdout + restored.stderr
+
+        for (bucket, key), data in known.items():
+            assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == data, key
+        listed = client.list_objects_v2(Bucket=zdte_bucket, Prefix="backup-test/")
+        assert "backup-test/after.bin" not in {o["Key"] for o in listed.get("Contents", [])}
+        assert bytes(_query(cfg, "SELECT payload FROM backup_probe")[0][0]) == row
+        assert _query(cfg, "SELECT to_regclass('after_backup')") == [(None,)]
+        assert _query(cfg, "SELECT count(*) FROM runs") == runs_before
+        # Owned by the service's role, so Dagster can migrate its tables later.
+        owners = _query(
+            cfg, "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'"
+        )
+        assert owners == [(cfg["DAGSTER_PG_USER"],)]
+        # The restored objects are encrypted by the bucket's default again.
+        head = client.head_object(Bucket=zdte_bucket, Key="backup-test/big.bin")
+        assert head["ServerSideEncryption"] == "AES256"
+        # And the stack is still whole.
+        states = dict(stack.status(stack_env))
+        assert all(s.startswith("ready") for s in states.values()), states
+    finally:
+        _query(cfg, "DROP TABLE IF EXISTS backup_probe")
+        _query(cfg, "DROP TABLE IF EXISTS after_backup")
+        for bucket in (zdte_bucket, mlflow_bucket):
+            listed = client.list_objects_v2(Bucket=bucket, Prefix="backup-test/")
+            for obj in listed.get("Contents", []):
+                client.delete_object(Bucket=bucket, Key=obj["Key"])
