@@ -1,13 +1,14 @@
 """`zdte stack`: configuration shared with compose, and the real topology started on this host.
 
 The tests marked ``stack`` start every service (SeaweedFS, MLflow, the code server, the
-webserver, the daemon, Caddy; Postgres is the host's) on free ports with fresh credentials;
+webserver, the daemon, the login gate, Caddy; Postgres is the host's) on free ports with fresh credentials;
 they take a couple of minutes, so `.ci/run` runs them after the quality gate
 (`pytest -m stack`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import stat
@@ -81,22 +82,72 @@ def _https(
     return int(out.stdout or 0)
 
 
+def _listening() -> list[tuple[str, int, set[int]]]:
+    """(address, port, pids) of every listening TCP socket of this machine."""
+    out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout
+    sockets = []
+    for line in out.splitlines():
+        local = line.split()[3]
+        host, _, port = local.rpartition(":")
+        pids = {int(p) for p in re.findall(r"pid=(\d+)", line)}
+        sockets.append((host.strip("[]"), int(port), pids))
+    return sockets
+
+
+def _is_loopback(host: str) -> bool:
+    host = host.split("%")[0]
+    if host in ("*", ""):
+        return False
+    ip = ipaddress.ip_address(host)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
 @pytest.mark.stack
 def test_stack_up_status_and_loopback_only(
     running_stack: dict[str, str], stack_env: dict[str, str]
 ) -> None:
     states = dict(stack.status(stack_env))
     assert all(s.startswith("ready") for s in states.values()), states
-    listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
-    for port in (running_stack["ZDTE_S3_FILER_PORT"], running_stack["ZDTE_MLFLOW_PORT"]):
-        local = [
-            line.split()[3]
-            for line in listening.splitlines()
-            if line.split()[3].endswith(f":{port}")
-        ]
-        assert local and all(a.startswith(("127.0.0.1", "[::ffff:127.0.0.1]")) for a in local), (
-            local
-        )
+    # Every port any process of the stack listens on, but Caddy's public one, is on loopback.
+    cfg = running_stack
+    # Each service runs in a process group of its own (its leader's pid is in run/), so the
+    # sockets its children open (weed's gRPC ports, the code server's worker) count too.
+    groups = {
+        pid: s.name for s in stack.SERVICES if (pid := stack.running_pid(cfg, s.name)) is not None
+    }
+    owners: dict[tuple[str, int], str] = {}
+    for host, port, pids in _listening():
+        for pid in pids:
+            try:
+                group = os.getpgid(pid)
+            except ProcessLookupError:
+                continue
+            if group in groups:
+                owners[(host, port)] = groups[group]
+    public = (cfg["ZDTE_PUBLIC_HOST"], int(cfg["ZDTE_HTTPS_PORT"]))
+    exposed = {a: name for a, name in owners.items() if a != public and not _is_loopback(a[0])}
+    assert not exposed, exposed
+    # And the ports the stack is configured with are among them, each by its service.
+    by_port = {port: name for (_, port), name in owners.items()}
+    expected = {
+        "ZDTE_S3_PORT": "s3",
+        "ZDTE_S3_MASTER_PORT": "s3",
+        "ZDTE_S3_VOLUME_PORT": "s3",
+        "ZDTE_S3_FILER_PORT": "s3",
+        "ZDTE_S3_ADMIN_PORT": "s3",
+        "ZDTE_MLFLOW_PORT": "mlflow",
+        "ZDTE_CODE_PORT": "code",
+        "ZDTE_WEBSERVER_PORT": "webserver",
+        "ZDTE_AUTHGATE_PORT": "authgate",
+        "ZDTE_CADDY_ADMIN_PORT": "caddy",
+        "ZDTE_HTTPS_PORT": "caddy",
+    }
+    for var, name in expected.items():
+        assert by_port.get(int(cfg[var])) == name, (var, cfg[var], sorted(owners.items()))
+    # Every service but the daemon listens (so none escaped the check by not being found).
+    assert set(groups.values()) - {"daemon"} <= set(by_port.values())
 
 
 @pytest.mark.stack

@@ -1,19 +1,16 @@
 """The security defaults of the production stack, on the real stack (`zdte stack up`, the
 session's `running_stack`): failed logins cannot burn CPU, the buckets are encrypted at rest,
-every port but Caddy's public one is on loopback, and backup and restore bring data back bit
-for bit. All marked ``stack`` (run with `pytest -m stack`)."""
+and backup and restore bring data back bit for bit (that every port but Caddy's public one is on
+loopback is checked in test_stack.py). All marked ``stack`` (run with `pytest -m stack`)."""
 
 from __future__ import annotations
 
 import base64
 import http.client
-import ipaddress
 import os
-import re
 import shutil
 import socket
 import ssl
-import subprocess
 import time
 import urllib.request
 from collections import Counter
@@ -182,68 +179,6 @@ def test_buckets_encrypt_what_zdte_and_others_write(stack_s3: dict[str, str]) ->
     finally:
         store.delete("security-test/sse.bin")
         client.delete_object(Bucket=cfg["ZDTE_MLFLOW_BUCKET"], Key="security-test/x")
-
-
-def _listening() -> list[tuple[str, int, set[int]]]:
-    """(address, port, pids) of every listening TCP socket of this machine."""
-    out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout
-    sockets = []
-    for line in out.splitlines():
-        local = line.split()[3]
-        host, _, port = local.rpartition(":")
-        pids = {int(p) for p in re.findall(r"pid=(\d+)", line)}
-        sockets.append((host.strip("[]"), int(port), pids))
-    return sockets
-
-
-def _is_loopback(host: str) -> bool:
-    host = host.split("%")[0]
-    if host in ("*", ""):
-        return False
-    ip = ipaddress.ip_address(host)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_loopback
-
-
-def test_every_port_but_caddys_public_one_is_on_loopback(running_stack: dict[str, str]) -> None:
-    cfg = running_stack
-    # Each service runs in a process group of its own (its leader's pid is in run/), so the
-    # sockets its children open (weed's gRPC ports, the code server's worker) count too.
-    groups = {
-        pid: s.name for s in stack.SERVICES if (pid := stack.running_pid(cfg, s.name)) is not None
-    }
-    owners: dict[tuple[str, int], str] = {}
-    for host, port, pids in _listening():
-        for pid in pids:
-            try:
-                group = os.getpgid(pid)
-            except ProcessLookupError:
-                continue
-            if group in groups:
-                owners[(host, port)] = groups[group]
-    public = (cfg["ZDTE_PUBLIC_HOST"], int(cfg["ZDTE_HTTPS_PORT"]))
-    exposed = {a: name for a, name in owners.items() if a != public and not _is_loopback(a[0])}
-    assert not exposed, exposed
-    # And the ports the stack is configured with are among them, each by its service.
-    by_port = {port: name for (_, port), name in owners.items()}
-    expected = {
-        "ZDTE_S3_PORT": "s3",
-        "ZDTE_S3_MASTER_PORT": "s3",
-        "ZDTE_S3_VOLUME_PORT": "s3",
-        "ZDTE_S3_FILER_PORT": "s3",
-        "ZDTE_S3_ADMIN_PORT": "s3",
-        "ZDTE_MLFLOW_PORT": "mlflow",
-        "ZDTE_CODE_PORT": "code",
-        "ZDTE_WEBSERVER_PORT": "webserver",
-        "ZDTE_AUTHGATE_PORT": "authgate",
-        "ZDTE_CADDY_ADMIN_PORT": "caddy",
-        "ZDTE_HTTPS_PORT": "caddy",
-    }
-    for var, name in expected.items():
-        assert by_port.get(int(cfg[var])) == name, (var, cfg[var], sorted(owners.items()))
-    # Every service but the daemon listens (so none escaped the check by not being found).
-    assert set(groups.values()) - {"daemon"} <= set(by_port.values())
 
 
 def _dagster_db(cfg: dict[str, str]) -> Any:
