@@ -1,8 +1,8 @@
 """`zdte stack`: configuration shared with compose, and the real topology started on this host.
 
 The tests marked ``stack`` start every service (SeaweedFS, MLflow, the code server, the
-webserver, the daemon, the login gate, Caddy; Postgres is the host's) on free ports with fresh credentials;
-they take a couple of minutes, so `.ci/run` runs them after the quality gate
+webserver, the daemon, the login gate, Caddy; Postgres is the host's) on free ports with fresh
+credentials; they take a couple of minutes, so `.ci/run` runs them after the quality gate
 (`pytest -m stack`).
 """
 
