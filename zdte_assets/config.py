@@ -7,6 +7,7 @@ MLflow and Dagster variables.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +51,6 @@ def known_splits(ticker: str) -> list[Split]:
     if not path:
         return []
     import csv
-    import datetime as dt
 
     from zdte_assets.adjustment import Split
 
@@ -70,6 +70,19 @@ def known_splits(ticker: str) -> list[Split]:
     except OSError as exc:
         raise ValueError(f"ZDTE_SPLITS {path}: {exc.strerror}") from None
     return sorted(out, key=lambda s: s.date)
+
+
+def history_start(default: dt.date) -> dt.date:
+    """First trading day of the partitions (``ZDTE_HISTORY_START``, ISO date; `default` when
+    unset). A desk starting on a new host backfills from here, so a later start means a shorter
+    first backfill; it must leave the weekly study its lookback before the first traded week."""
+    raw = os.environ.get("ZDTE_HISTORY_START", "").strip()
+    if not raw:
+        return default
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        raise ValueError(f"ZDTE_HISTORY_START={raw!r}: expected a date as YYYY-MM-DD") from None
 
 
 def tickers() -> list[str]:

@@ -36,9 +36,11 @@ def build_definitions(
     source_path: str | None = None,
     storage_url: str | None = None,
     tracking_uri: str | None = None,
-    start: dt.date = DEFAULT_START,
+    start: dt.date | None = None,
 ) -> dg.Definitions:
-    """Definitions for `tickers` reading `source_kind` and storing under `storage_url`."""
+    """Definitions for `tickers` reading `source_kind` and storing under `storage_url`; the
+    partitions start at `start`, else ``ZDTE_HISTORY_START``, else the sample's first session."""
+    start = start or config.history_start(DEFAULT_START)
     settings = config.source_settings()
     tickers = tickers or config.tickers()
     url = storage_url or config.storage_url()

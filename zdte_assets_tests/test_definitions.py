@@ -78,6 +78,16 @@ def test_two_tickers_from_the_environment_give_two_graphs(
         }
 
 
+def test_the_history_start_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    first = calendar.next_trading_day(dt.date(2024, 1, 1))
+    monkeypatch.setenv("ZDTE_HISTORY_START", first.isoformat())
+    days = build_definitions().resolve_assets_def(key("AAPL", "daily_bar")).partitions_def
+    assert days is not None and days.get_first_partition_key() == first.isoformat()
+    monkeypatch.setenv("ZDTE_HISTORY_START", "2024-13-01")
+    with pytest.raises(ValueError, match=r"^ZDTE_HISTORY_START='2024-13-01': expected a date"):
+        build_definitions()
+
+
 def test_trading_day_partitions_are_exactly_the_nyse_sessions() -> None:
     defs = build_definitions(tickers=["AAPL"])
     days = defs.resolve_job_def("AAPL_evening").partitions_def
