@@ -24,6 +24,7 @@ from zdte_assets.defs.partitions import (
 )
 from zdte_assets.defs.prediction import build_prediction_assets
 from zdte_assets.defs.resources import MarketDataResource, StoreResource
+from zdte_assets.defs.run_watchdog import run_watchdog
 from zdte_assets.defs.schedules import build_schedules
 from zdte_assets.defs.sensors import build_sensors
 from zdte_assets.defs.tracking import MlflowTracking
@@ -49,7 +50,7 @@ def build_definitions(
     assets: list[dg.AssetsDefinition] = []
     jobs: list[Any] = []
     schedules: list[dg.ScheduleDefinition] = []
-    sensors: list[dg.SensorDefinition] = []
+    sensors: list[dg.SensorDefinition] = [run_watchdog]
     for ticker in tickers:
         assets += build_market_assets(ticker, days)
         assets += build_feature_assets(ticker, days)
