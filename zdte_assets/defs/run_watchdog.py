@@ -9,17 +9,26 @@ the code server, on the host of the workers, where the worker's process id (from
 "Started process for run" event) can be checked; a dead worker's run is reported failed, and
 the instance's `run_retries` launches it again (the retrain and the study are idempotent, see
 `defs.model`).
+
+It also fails runs left NOT_STARTED: a launch that failed half-way (the webserver answered 500
+because the instance's database went away after the run row was written) leaves a run that no
+daemon will ever pick up; after `NOT_STARTED_GRACE_SECONDS` it is failed, and so retried, like a
+dead worker's.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import time
 from pathlib import Path
 
 import dagster as dg
 
 from zdte_assets.defs.schedules import default_status
 
+#: A submitted run leaves NOT_STARTED within milliseconds; two minutes means it never will.
+NOT_STARTED_GRACE_SECONDS = 120.0
 #: The engine event a run worker writes once its process runs (see dagster's run launcher).
 STARTED_PREFIX = "Started process for run"
 
@@ -89,6 +98,24 @@ def run_watchdog(context: dg.SensorEvaluationContext) -> dg.SkipReason:
         instance.report_run_failed(run, message)
         context.log.warning(f"run {run.run_id} ({run.job_name}): {message}")
         failed.append(run.run_id[:8])
+    stranded = instance.get_run_records(
+        filters=dg.RunsFilter(
+            statuses=[dg.DagsterRunStatus.NOT_STARTED],
+            created_before=dt.datetime.fromtimestamp(
+                time.time() - NOT_STARTED_GRACE_SECONDS, tz=dt.UTC
+            ),
+        )
+    )
+    for record in stranded:
+        run = record.dagster_run
+        message = (
+            "The run was created but never submitted (its launch failed half-way, e.g. the "
+            "instance's database went away); marked failed by the run watchdog so that it can "
+            "be retried."
+        )
+        instance.report_run_failed(run, message)
+        context.log.warning(f"run {run.run_id} ({run.job_name}): {message}")
+        failed.append(run.run_id[:8])
     if failed:
-        return dg.SkipReason(f"marked failed: {', '.join(failed)} (worker gone)")
+        return dg.SkipReason(f"marked failed: {', '.join(failed)}")
     return dg.SkipReason(f"{len(started)} run(s) in progress, every worker alive")
