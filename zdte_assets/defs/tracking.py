@@ -127,8 +127,6 @@ class MlflowTracking(dg.ConfigurableResource):  # type: ignore[type-arg]
     def run(self, ticker: str, run_name: str, tags: dict[str, str]) -> Iterator[tuple[str, RunLog]]:
         """An MLflow run that is FINISHED when the block succeeds and FAILED when it raises."""
         with timing.part("mlflow"):
-            from mlflow.entities import Metric, Param, RunTag
-
             client = self.client()
             experiment = self.experiment_id(client, ticker)
             self._fail_abandoned_runs(client, experiment, tags)
@@ -137,17 +135,18 @@ class MlflowTracking(dg.ConfigurableResource):  # type: ignore[type-arg]
         log = RunLog()
         try:
             yield run_id, log
-            with timing.part("mlflow"):
-                stamp = run.info.start_time
-                client.log_batch(
-                    run_id,
-                    metrics=[Metric(k, float(v), stamp, 0) for k, v in sorted(log.metrics.items())],
-                    params=[Param(k, str(v)[:6000]) for k, v in sorted(log.params.items())],
-                    tags=[RunTag(k, str(v)) for k, v in sorted(log.tags.items())],
-                )
-                if any(log.artifact_dir.iterdir()):
-                    client.log_artifacts(run_id, str(log.artifact_dir))
-                client.set_terminated(run_id, "FINISHED")
+            try:
+                self._finish(client, run, log)
+            except Exception as exc:
+                # The server went away (or refused) after the work was done: say so in one line
+                # instead of the client's retry trace; the run is marked FAILED below if the
+                # server answers, else by the partition's next attempt.
+                text = str(exc).strip()
+                first = text.splitlines()[0] if text else type(exc).__name__
+                raise TrackingError(
+                    f"MLflow tracking server {self.uri()} failed while recording run {run_id}: "
+                    f"{first[:300]}"
+                ) from exc
         except BaseException as exc:
             try:
                 client.set_terminated(run_id, "FAILED")
@@ -160,6 +159,24 @@ class MlflowTracking(dg.ConfigurableResource):  # type: ignore[type-arg]
                     "for this partition marks it"
                 )
             raise
+
+    @staticmethod
+    def _finish(client: Any, run: Any, log: RunLog) -> None:
+        """Everything the block collected in a few batched calls, then FINISHED."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        run_id = run.info.run_id
+        with timing.part("mlflow"):
+            stamp = run.info.start_time
+            client.log_batch(
+                run_id,
+                metrics=[Metric(k, float(v), stamp, 0) for k, v in sorted(log.metrics.items())],
+                params=[Param(k, str(v)[:6000]) for k, v in sorted(log.params.items())],
+                tags=[RunTag(k, str(v)) for k, v in sorted(log.tags.items())],
+            )
+            if any(log.artifact_dir.iterdir()):
+                client.log_artifacts(run_id, str(log.artifact_dir))
+            client.set_terminated(run_id, "FINISHED")
 
     @staticmethod
     def _fail_abandoned_runs(client: Any, experiment: str, tags: dict[str, str]) -> None:
