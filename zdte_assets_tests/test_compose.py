@@ -34,8 +34,9 @@ COMPOSE_FILE = DOCKER / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 INIT_SCRIPT = DOCKER / "postgres-init.sh"
 
-#: The Postgres superuser of the compose database; natively its role is ZDTE_PG_ADMIN_URL's.
-COMPOSE_ONLY = frozenset({"POSTGRES_USER", "POSTGRES_DB", "POSTGRES_PASSWORD"})
+#: The Postgres superuser of the compose database (natively its role is ZDTE_PG_ADMIN_URL's),
+#: and `weed server`'s encryption key (natively `weed mini` writes its own next to the data).
+COMPOSE_ONLY = frozenset({"POSTGRES_USER", "POSTGRES_DB", "POSTGRES_PASSWORD", "WEED_S3_SSE_KEY"})
 #: Natively the stack directory, and the UI password `up` hashes itself (compose gets the hash).
 NATIVE_ONLY = frozenset({"ZDTE_STACK_DIR", "CADDY_AUTH_PASSWORD"})
 #: Directories: the stack directory natively, the image's paths and volumes in compose.
