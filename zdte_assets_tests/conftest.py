@@ -228,15 +228,8 @@ def stack_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """The environment of the session's stack (ports, users); `zdte stack ...` with it acts on
     that stack."""
     from zdte_assets_tests import stack_client
-    from zdte_assets_tests.services import free_ports
 
-    env = stack_client.stack_env(tmp_path_factory.mktemp("stack"))
-    # The login gate's and Caddy's admin ports, free like the others so that two stacks can run
-    # on one machine.
-    taken = {v for k, v in env.items() if k.endswith("_PORT")}
-    spare = [str(p) for p in free_ports(14) if str(p) not in taken]
-    env["ZDTE_AUTHGATE_PORT"], env["ZDTE_CADDY_ADMIN_PORT"] = spare[:2]
-    return env
+    return stack_client.stack_env(tmp_path_factory.mktemp("stack"))
 
 
 @pytest.fixture(scope="session")
@@ -250,10 +243,21 @@ def running_stack(stack_env: dict[str, str]) -> Iterator[dict[str, str]]:
 
     if shutil.which("caddy") is None:
         service_unavailable("caddy is not installed (apt-get install caddy)")
-    up = stack_client.zdte(stack_env, "stack", "up")
     try:
+        up = stack_client.zdte(stack_env, "stack", "up")
         assert up.returncode == 0, up.stdout + up.stderr
         yield stack.configuration(stack_env)
     finally:
-        stack_client.zdte(stack_env, "stack", "down", timeout=300)
-        stack_client.drop_databases(stack.configuration(stack_env))
+        try:
+            stack_client.zdte(stack_env, "stack", "down", timeout=300)
+        finally:
+            stack_client.drop_databases(stack.configuration(stack_env))
+
+
+@pytest.fixture(scope="session")
+def stack_sessions(running_stack: dict[str, str]) -> dict[str, str]:
+    """The stack after a few simulated trading days run as production runs them (see
+    `stack_client.run_sessions`): the run ids by step."""
+    from zdte_assets_tests import stack_client
+
+    return stack_client.run_sessions(running_stack)

@@ -17,16 +17,40 @@ from pathlib import Path
 from typing import Any
 
 from zdte_assets import stack
-from zdte_assets_tests.services import free_ports
 
 ZDTE = [sys.executable, "-m", "zdte_assets.cli"]
 LOCATION = "zdte"
 REPOSITORY = "__repository__"
 
 
+def _bindable(port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def weed_ports(n: int) -> list[int]:
+    """`n` free ports below the ephemeral range (which outgoing connections may take while the
+    stack starts), whose SeaweedFS gRPC companions (port + 10000) are free and valid too."""
+    import random
+
+    rng = random.Random()
+    out: list[int] = []
+    while len(out) < n:
+        port = rng.randrange(12000, 22000)
+        if port not in out and _bindable(port) and _bindable(port + 10000):
+            out.append(port)
+    return out
+
+
 def stack_env(home: Path) -> dict[str, str]:
     """The environment of a stack of its own: free ports, fresh per-test Postgres users."""
-    ports = free_ports(9)
+    ports = weed_ports(11)
     suffix = os.urandom(3).hex()
     return {
         **os.environ,
@@ -42,6 +66,10 @@ def stack_env(home: Path) -> dict[str, str]:
         "ZDTE_HTTPS_PORT": str(ports[8]),
         "ZDTE_DAGSTER_SITE": f"https://dagster.localhost:{ports[8]}",
         "ZDTE_MLFLOW_SITE": f"https://mlflow.localhost:{ports[8]}",
+        "ZDTE_AUTHGATE_PORT": str(ports[9]),
+        "ZDTE_CADDY_ADMIN_PORT": str(ports[10]),
+        # Partitions start where the first traded week needs them: a short first backfill.
+        "ZDTE_HISTORY_START": history_start(E2E_DAYS[0]),
         # Schedules and sensors start stopped: the tests start the sensor as the UI does, and
         # evaluate schedules for chosen times (the wall clock is years after the sample).
         "ZDTE_AUTOMATION": "off",
@@ -213,10 +241,13 @@ class Dagster:
     def backfill_status(self, backfill_id: str) -> str:
         data = self.query(
             """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
-                __typename ... on PartitionBackfill { status } } }""",
+                __typename ... on PartitionBackfill { status } ... on PythonError { message }
+                ... on BackfillNotFoundError { message } } }""",
             id=backfill_id,
         )["partitionBackfillOrError"]
-        return str(data.get("status"))
+        if data["__typename"] != "PartitionBackfill":
+            raise GraphQLError(f"backfill {backfill_id}: {data}")
+        return str(data["status"])
 
     def wait_backfill(self, backfill_id: str, timeout: float = 900) -> str:
         deadline = time.monotonic() + timeout
@@ -279,6 +310,14 @@ class Dagster:
         return (steps or runs or [""])[0]
 
 
+def _gone(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat[stat.rindex(")") + 2] in "ZX"
+
+
 def stop_service(cfg: Mapping[str, str], name: str) -> None:
     """Stop one service of the stack as a crash would (SIGKILL to its process group)."""
     import signal
@@ -287,7 +326,354 @@ def stop_service(cfg: Mapping[str, str], name: str) -> None:
     assert pid is not None, f"{name} is not running"
     os.killpg(pid, signal.SIGKILL)
     deadline = time.monotonic() + 30
-    while stack.running_pid(cfg, name) is not None and time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
+    while not _gone(pid):
+        assert time.monotonic() < deadline, f"{name} (pid {pid}) survived SIGKILL for 30 s"
         time.sleep(0.2)
+
+
+def kill_tree(pid: int) -> list[int]:
+    """SIGKILL `pid` and every descendant (a run worker and its step processes): the whole
+    run killed, as the OOM killer or an operator's `kill` of the run would leave it."""
+    import signal
+
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        ppid = int(text[text.rindex(")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo += children.get(current, [])
+    for member in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, signal.SIGKILL)
+    return tree
+
+
+# ------------------------------------------------------------------ simulated trading days
+
+NY = "America/New_York"
+#: The sessions the end-to-end test trades (the sample's last weeks), and what the fault suite
+#: uses after them.
+E2E_DAYS = ("2024-11-04", "2024-11-05", "2024-11-06")
+FAULT_DAYS = ("2024-11-07", "2024-11-08")
+
+
+def history_start(first_day: str) -> str:
+    """First partition of a stack that trades from `first_day`: the replay's warm-up (feature
+    lookback, the study's weeks and a margin), so the first backfill stays small."""
+    import datetime as dt
+
+    from zdte_assets import calendar
+    from zdte_assets.config import STUDY_LOOKBACK_WEEKS
+    from zdte_assets.features import LOOKBACK
+
+    sessions = LOOKBACK + STUDY_LOOKBACK_WEEKS * 5 + 5
+    first = dt.date.fromisoformat(first_day)
+    return calendar.previous_trading_day(first, sessions).isoformat()
+
+
+def tick_time(day: str, hour: int, minute: int) -> float:
+    """Epoch seconds of `day` at hour:minute in New York (a schedule's tick)."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    return dt.datetime.combine(
+        dt.date.fromisoformat(day), dt.time(hour, minute), tzinfo=ZoneInfo(NY)
+    ).timestamp()
+
+
+def previous_session(day: str) -> str:
+    import datetime as dt
+
+    from zdte_assets import calendar
+
+    return calendar.previous_trading_day(dt.date.fromisoformat(day)).isoformat()
+
+
+SLOT_TIMES = {"morning": (9, 30), "evening": (16, 30), "retrain": (16, 45)}
+
+
+def slot_request(dagster: Dagster, ticker: str, slot: str, day: str) -> dict[str, Any]:
+    """The run request the `slot` schedule makes for trading day `day` (the retrain of `day`
+    is ticked the session before, at 16:45)."""
+    tick_day = previous_session(day) if slot == "retrain" else day
+    (request,) = dagster.schedule_tick(
+        f"{ticker}_{slot}_schedule", tick_time(tick_day, *SLOT_TIMES[slot])
+    )
+    return request
+
+
+def worker_pid(dagster: Dagster, run_id: str, timeout: float = 300) -> int:
+    """The run worker's process id, from its "Started process for run" event."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        data = dagster.query(
+            """query($id: ID!) { logsForRun(runId: $id, limit: 500) { __typename
+                ... on EventConnection { events { __typename
+                  ... on EngineEvent { message metadataEntries { label
+                    ... on TextMetadataEntry { text } } } } } } }""",
+            id=run_id,
+        )["logsForRun"]
+        for event in data.get("events", []):
+            if event["__typename"] == "EngineEvent" and event["message"].startswith(
+                "Started process for run"
+            ):
+                for entry in event["metadataEntries"]:
+                    if entry["label"] == "pid":
+                        return int(entry["text"])
+        time.sleep(0.5)
+    raise TimeoutError(f"run {run_id} reported no worker within {timeout:.0f} s")
+
+
+def wait_step_started(dagster: Dagster, run_id: str, timeout: float = 300) -> str:
+    """Wait until the run's first step has started (past the worker's imports); its key."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        data = dagster.query(
+            """query($id: ID!) { logsForRun(runId: $id, limit: 2000) { __typename
+                ... on EventConnection { events { __typename
+                  ... on ExecutionStepStartEvent { stepKey } } } } }""",
+            id=run_id,
+        )["logsForRun"]
+        for event in data.get("events", []):
+            if event["__typename"] == "ExecutionStepStartEvent":
+                return str(event["stepKey"])
+        status = dagster.run(run_id)["status"]
+        assert status not in ("SUCCESS", "FAILURE", "CANCELED"), f"run {run_id} ended: {status}"
+        time.sleep(0.3)
+    raise TimeoutError(f"run {run_id} started no step within {timeout:.0f} s")
+
+
+def root_causes(dagster: Dagster, run_id: str) -> list[str]:
+    """The error behind each failed step (what the UI shows under "caused by"), or the
+    run's failure message when no step failed."""
+    data = dagster.query(
+        """query($id: ID!) { logsForRun(runId: $id, limit: 2000) { __typename
+            ... on EventConnection { events { __typename
+              ... on ExecutionStepFailureEvent { error { message
+                errorChain { error { message } } } }
+              ... on RunFailureEvent { message } } } } }""",
+        id=run_id,
+    )["logsForRun"]
+    out = []
+    for event in data.get("events", []):
+        if event["__typename"] == "ExecutionStepFailureEvent" and event.get("error"):
+            chain = event["error"]["errorChain"]
+            # The first error zdte raised, under Dagster's "Error occurred while executing".
+            out.append((chain[0]["error"] if chain else event["error"])["message"].strip())
+    if not out:
+        out = [e["message"] for e in data.get("events", []) if e["__typename"] == "RunFailureEvent"]
+    return out
+
+
+def runs_of(dagster: Dagster, job: str, partition: str) -> list[dict[str, Any]]:
+    return dagster.runs(pipelineName=job, tags=[{"key": "dagster/partition", "value": partition}])
+
+
+def wait_settled(
+    dagster: Dagster, job: str, partition: str, timeout: float = 600
+) -> list[dict[str, Any]]:
+    """Runs of `job` for `partition` once none waits or runs any more and every failure that
+    Dagster will retry has its finished retry: what the UI shows when the dust has settled."""
+    deadline = time.monotonic() + timeout
+    runs: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        runs = runs_of(dagster, job, partition)
+        tags = {r["runId"]: {t["key"]: t["value"] for t in r["tags"]} for r in runs}
+        finished = all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in runs)
+        parents = {t.get("dagster/parent_run_id") for t in tags.values()}
+        retry_pending = any(
+            r["status"] == "FAILURE"
+            and tags[r["runId"]].get("dagster/will_retry") == "true"
+            and r["runId"] not in parents
+            for r in runs
+        )
+        if runs and finished and not retry_pending:
+            return runs
+        time.sleep(3)
+    raise TimeoutError(f"{job} {partition}: runs not settled after {timeout:.0f} s: {runs}")
+
+
+def wait_idle(dagster: Dagster, timeout: float = 600) -> None:
+    """Until no run is queued, starting or in progress (sensor runs included)."""
+    deadline = time.monotonic() + timeout
+    busy = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"]
+    while dagster.runs(statuses=busy):
+        assert time.monotonic() < deadline, f"runs still busy after {timeout:.0f} s"
+        time.sleep(3)
+
+
+def s3_client(cfg: Mapping[str, str]) -> Any:
+    """A plain boto3 client with the stack's credentials (no zdte code in between)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=cfg["AWS_ENDPOINT_URL_S3"],
+        aws_access_key_id=cfg["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=cfg["AWS_SECRET_ACCESS_KEY"],
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}),
+    )
+
+
+def prediction_key(cfg: Mapping[str, str], ticker: str, day: str) -> tuple[str, str]:
+    """(bucket, key) of a day's prediction JSON under the stack's ZDTE_STORAGE_URL."""
+    from urllib.parse import urlparse
+
+    url = urlparse(cfg["ZDTE_STORAGE_URL"])
+    prefix = url.path.strip("/")
+    return url.netloc, f"{prefix}/predictions/{ticker}/{day}.json"
+
+
+def refuse_postgres(cfg: Mapping[str, str], user: str, refuse: bool) -> None:
+    """Make the host's Postgres refuse `user` (no new connection, open ones cut) or accept
+    it again, as an outage of the instance's database looks to the stack."""
+    import psycopg2
+    from psycopg2 import sql
+
+    conn = psycopg2.connect(cfg["ZDTE_PG_ADMIN_URL"])
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(
+            sql.SQL("ALTER ROLE {} CONNECTION LIMIT %s").format(sql.Identifier(user)),
+            (0 if refuse else -1,),
+        )
+        if refuse:
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
+                (user,),
+            )
+    conn.close()
+
+
+#: A drift configuration under which the feature-drift trigger always fires (PSI above 0), set
+#: for one evening as an operator would in the launchpad, to see the sensor act.
+FIRE_DRIFT = {"overrides_json": json.dumps({"data_method": "psi", "psi_threshold": 0.0})}
+#: A short weekly study (the stack test checks the wiring, not the search).
+STUDY_TRIALS = 6
+
+
+def run_sessions(cfg: Mapping[str, str], ticker: str = "AAPL") -> dict[str, str]:
+    """Drive the stack through E2E_DAYS as production does, through the webserver:
+
+    the history backfill (bars, opens, then feature rows) as the UI's "Materialize" of a range;
+    the drift sensor and the run watchdog started as the UI's toggle does; the Sunday study,
+    then for each day the retrain ticked the session before at 16:45, the 09:30 morning and the
+    16:30 evening, each from its schedule evaluated for that time and launched with the tick's
+    tags. On the second evening the drift report runs with a trigger that fires, and the
+    sensor (in the daemon) launches a re-optimization and the retrain after it before the
+    next retrain tick. Returns run ids by step ("weekly", "retrain 2024-11-04", ...)."""
+    from zdte_assets.features import LOOKBACK
+
+    dagster = Dagster(cfg)
+    start = cfg["ZDTE_HISTORY_START"]
+    last = previous_session(E2E_DAYS[0])
+    runs: dict[str, str] = {}
+
+    def done(label: str, run_id: str) -> None:
+        status = dagster.wait_run(run_id)
+        if status != "SUCCESS":
+            raise AssertionError(f"{label}: {status}: {root_causes(dagster, run_id)}")
+        runs[label] = run_id
+
+    for assets, first, title in (
+        ([f"{ticker}/daily_bar", f"{ticker}/session_open"], start, "history"),
+        ([f"{ticker}/features"], calendar_next(start, LOOKBACK), "features"),
+    ):
+        backfill = dagster.backfill(assets, first, last, title)
+        status = dagster.wait_backfill(backfill)
+        if status != "COMPLETED_SUCCESS":
+            raise AssertionError(f"backfill {title}: {status}")
+        runs[f"backfill {title}"] = backfill
+
+    for sensor in (f"{ticker}_drift_sensor", "run_watchdog"):
+        dagster.start_sensor(sensor)
+
+    sunday = next_sunday(previous_session(E2E_DAYS[0]))  # the study's tick before the week
+    (weekly,) = dagster.schedule_tick(f"{ticker}_weekly_schedule", tick_time(sunday, 18, 0))
+    done(
+        "weekly",
+        dagster.launch_request(
+            weekly, ops={f"{ticker}__tuned_params": {"config": {"n_trials": STUDY_TRIALS}}}
+        ),
+    )
+    sensor = f"{ticker}_drift_sensor"
+    for i, day in enumerate(E2E_DAYS):
+        if i == 0:
+            # Before the first study there were no parameters, so Friday's 16:45 tick had
+            # nothing to train with; the sensor retrains Monday's model once the study is in.
+            done(f"retrain {day}", wait_sensor_run(dagster, sensor, "retrain-after-study", day))
+        else:
+            request = slot_request(dagster, ticker, "retrain", day)
+            done(f"retrain {day}", dagster.launch_request(request))
+        done(
+            f"morning {day}", dagster.launch_request(slot_request(dagster, ticker, "morning", day))
+        )
+        evening = slot_request(dagster, ticker, "evening", day)
+        if i == 1:
+            config = {"ops": {f"{ticker}__drift_report": {"config": FIRE_DRIFT}}}
+            done(f"evening {day}", dagster.launch_request(evening, **config))
+            # The sensor's re-optimization of the week, then its retrain of the next session;
+            # the next session's 16:45 tick, launched after it, finds that model.
+            week = stack_week(day)
+            done("sensor reoptimization", wait_sensor_run(dagster, sensor, "reoptimization", week))
+            done(
+                "sensor retrain-after-study",
+                wait_sensor_run(dagster, sensor, "retrain-after-study", E2E_DAYS[i + 1]),
+            )
+        else:
+            done(f"evening {day}", dagster.launch_request(evening))
+    wait_idle(dagster)
+    return runs
+
+
+def stack_week(day: str) -> str:
+    """The weekly partition (its Monday) of the session after `day`."""
+    import datetime as dt
+
+    from zdte_assets import calendar
+
+    following = calendar.next_trading_day(dt.date.fromisoformat(day))
+    return calendar.week_start(following).isoformat()
+
+
+def calendar_next(day: str, sessions: int) -> str:
+    import datetime as dt
+
+    from zdte_assets import calendar
+
+    return calendar.next_trading_day(dt.date.fromisoformat(day), sessions).isoformat()
+
+
+def next_sunday(day: str) -> str:
+    import datetime as dt
+
+    d = dt.date.fromisoformat(day)
+    return (d + dt.timedelta(days=(6 - d.weekday()) % 7)).isoformat()
+
+
+def wait_sensor_run(
+    dagster: Dagster, sensor: str, slot: str, partition: str, timeout: float = 600
+) -> str:
+    """The id of the run the sensor launched for `slot` (its `zdte/slot` tag) and `partition`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = dagster.runs(
+            tags=[
+                {"key": "dagster/sensor_name", "value": sensor},
+                {"key": "zdte/slot", "value": slot},
+                {"key": "dagster/partition", "value": partition},
+            ]
+        )
+        if runs:
+            return str(runs[0]["runId"])
+        time.sleep(3)
+    raise TimeoutError(f"{sensor} launched no {slot} run for {partition} within {timeout:.0f} s")

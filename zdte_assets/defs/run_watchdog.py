@@ -8,27 +8,21 @@ STARTED until `max_runtime_seconds` (hours), nothing retried. This sensor is eva
 the code server, on the host of the workers, where the worker's process id (from the run's
 "Started process for run" event) can be checked; a dead worker's run is reported failed, and
 the instance's `run_retries` launches it again (the retrain and the study are idempotent, see
-`defs.model`).
-
-It also fails runs left NOT_STARTED: a launch that failed half-way (the webserver answered 500
-because the instance's database went away after the run row was written) leaves a run that no
-daemon will ever pick up; after `NOT_STARTED_GRACE_SECONDS` it is failed, and so retried, like a
-dead worker's.
+`defs.model`). Runs left NOT_STARTED or STARTING by a launch that failed half-way are Dagster's
+run monitoring's (`start_timeout_seconds` in `dagster.yaml`).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import os
-import time
 from pathlib import Path
 
 import dagster as dg
 
 from zdte_assets.defs.schedules import default_status
 
-#: A submitted run leaves NOT_STARTED within milliseconds; two minutes means it never will.
-NOT_STARTED_GRACE_SECONDS = 120.0
+#: The code location whose runs this code server's workers execute.
+LOCATION = "zdte"
 #: The engine event a run worker writes once its process runs (see dagster's run launcher).
 STARTED_PREFIX = "Started process for run"
 
@@ -87,31 +81,21 @@ def run_watchdog(context: dg.SensorEvaluationContext) -> dg.SkipReason:
     started = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
     failed = []
     for run in started:
+        origin = run.remote_job_origin
+        if origin is None or origin.location_name != LOCATION:
+            continue  # in-process runs (`zdte replay`), or another code server's workers
         worker = worker_of(instance, run.run_id)
         if worker is None or worker_alive(*worker):
+            continue
+        # The worker writes the run's last event before it exits: once it is gone, a run
+        # still STARTED now was abandoned (not finished between the listing and the check).
+        latest = instance.get_run_by_id(run.run_id)
+        if latest is None or latest.status != dg.DagsterRunStatus.STARTED:
             continue
         pid = worker[0]
         message = (
             f"The run worker (pid {pid}) is gone (killed or crashed) while the run was in "
             "progress; marked failed by the run watchdog so that it can be retried."
-        )
-        instance.report_run_failed(run, message)
-        context.log.warning(f"run {run.run_id} ({run.job_name}): {message}")
-        failed.append(run.run_id[:8])
-    stranded = instance.get_run_records(
-        filters=dg.RunsFilter(
-            statuses=[dg.DagsterRunStatus.NOT_STARTED],
-            created_before=dt.datetime.fromtimestamp(
-                time.time() - NOT_STARTED_GRACE_SECONDS, tz=dt.UTC
-            ),
-        )
-    )
-    for record in stranded:
-        run = record.dagster_run
-        message = (
-            "The run was created but never submitted (its launch failed half-way, e.g. the "
-            "instance's database went away); marked failed by the run watchdog so that it can "
-            "be retried."
         )
         instance.report_run_failed(run, message)
         context.log.warning(f"run {run.run_id} ({run.job_name}): {message}")
