@@ -159,8 +159,7 @@ def test_a_killed_run_is_retried_by_dagster_and_registers_one_version(
     run = dagster.launch_request(request)
     pid = stack_client.worker_pid(dagster, run)
     stack_client.wait_step_started(dagster, run)
-    killed = stack_client.kill_tree(pid)  # the worker and its step process
-    assert len(killed) >= 2, killed
+    stack_client.kill_tree(pid)  # the run's process (steps run in it) and anything it started
     assert dagster.wait_run(run) == "FAILURE"
     runs = stack_client.wait_settled(dagster, f"{TICKER}_retrain", EIGHTH)
     retries = [r for r in runs if {"key": "dagster/parent_run_id", "value": run} in r["tags"]]
