@@ -45,7 +45,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -327,18 +327,26 @@ def _provision_postgres(cfg: Mapping[str, str]) -> None:
         conn.close()
 
 
+def service_db(cfg: Mapping[str, str], prefix: str = "DAGSTER", connect_timeout: int = 10) -> Any:
+    """A psycopg2 connection to a service's database as that service's own user (`prefix`:
+    DAGSTER, MLFLOW or OPTUNA), as the service itself connects."""
+    import psycopg2
+
+    return psycopg2.connect(
+        host=cfg["ZDTE_PG_HOST"],
+        port=int(cfg["ZDTE_PG_PORT"]),
+        user=cfg[f"{prefix}_PG_USER"],
+        password=cfg[f"{prefix}_PG_PASSWORD"],
+        dbname=cfg[f"{prefix}_PG_DB"],
+        connect_timeout=connect_timeout,
+    )
+
+
 def _postgres_ready(cfg: Mapping[str, str]) -> bool:
     import psycopg2
 
     try:
-        conn = psycopg2.connect(
-            host=cfg["ZDTE_PG_HOST"],
-            port=int(cfg["ZDTE_PG_PORT"]),
-            user=cfg["DAGSTER_PG_USER"],
-            password=cfg["DAGSTER_PG_PASSWORD"],
-            dbname=cfg["DAGSTER_PG_DB"],
-            connect_timeout=3,
-        )
+        conn = service_db(cfg, connect_timeout=3)
     except psycopg2.Error:
         return False
     conn.close()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from zdte_assets import stack
+from zdte_assets.defs.run_watchdog import STARTED_PREFIX
 
 ZDTE = [sys.executable, "-m", "zdte_assets.cli"]
 LOCATION = "zdte"
@@ -311,11 +312,9 @@ class Dagster:
 
 
 def _gone(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat[stat.rindex(")") + 2] in "ZX"
+    from zdte_assets.defs.run_watchdog import worker_alive
+
+    return not worker_alive(pid, time.time())
 
 
 def stop_service(cfg: Mapping[str, str], name: str) -> None:
@@ -421,9 +420,7 @@ def worker_pid(dagster: Dagster, run_id: str, timeout: float = 300) -> int:
             id=run_id,
         )["logsForRun"]
         for event in data.get("events", []):
-            if event["__typename"] == "EngineEvent" and event["message"].startswith(
-                "Started process for run"
-            ):
+            if event["__typename"] == "EngineEvent" and event["message"].startswith(STARTED_PREFIX):
                 for entry in event["metadataEntries"]:
                     if entry["label"] == "pid":
                         return int(entry["text"])
@@ -510,18 +507,9 @@ def wait_idle(dagster: Dagster, timeout: float = 600) -> None:
 
 
 def s3_client(cfg: Mapping[str, str]) -> Any:
-    """A plain boto3 client with the stack's credentials (no zdte code in between)."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "s3",
-        endpoint_url=cfg["AWS_ENDPOINT_URL_S3"],
-        aws_access_key_id=cfg["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=cfg["AWS_SECRET_ACCESS_KEY"],
-        region_name="us-east-1",
-        config=Config(s3={"addressing_style": "path"}),
-    )
+    """A plain boto3 client with the stack's credentials (no zdte storage code in between),
+    retrying like boto3's default so a service just restarted is waited for."""
+    return stack.s3_client(cfg, attempts=5)
 
 
 def prediction_key(cfg: Mapping[str, str], ticker: str, day: str) -> tuple[str, str]:

@@ -14,10 +14,10 @@ import io
 import json
 
 import polars as pl
-import psycopg2
 import pytest
 from mlflow import MlflowClient
 
+from zdte_assets import stack
 from zdte_assets_tests import stack_client
 from zdte_assets_tests.stack_client import E2E_DAYS, Dagster
 
@@ -101,13 +101,7 @@ def test_runs_and_asset_checks_are_in_the_instance_on_postgres(
     running_stack: dict[str, str], stack_sessions: dict[str, str]
 ) -> None:
     cfg = running_stack
-    conn = psycopg2.connect(
-        host=cfg["ZDTE_PG_HOST"],
-        port=int(cfg["ZDTE_PG_PORT"]),
-        user=cfg["DAGSTER_PG_USER"],
-        password=cfg["DAGSTER_PG_PASSWORD"],
-        dbname=cfg["DAGSTER_PG_DB"],
-    )
+    conn = stack.service_db(cfg)
     try:
         with conn.cursor() as cur:
             ids = [v for k, v in stack_sessions.items() if not k.startswith("backfill")]

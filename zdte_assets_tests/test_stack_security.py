@@ -182,15 +182,7 @@ def test_buckets_encrypt_what_zdte_and_others_write(stack_s3: dict[str, str]) ->
 
 
 def _dagster_db(cfg: dict[str, str]) -> Any:
-    import psycopg2
-
-    conn = psycopg2.connect(
-        host=cfg["ZDTE_PG_HOST"],
-        port=int(cfg["ZDTE_PG_PORT"]),
-        user=cfg["DAGSTER_PG_USER"],
-        password=cfg["DAGSTER_PG_PASSWORD"],
-        dbname=cfg["DAGSTER_PG_DB"],
-    )
+    conn = stack.service_db(cfg)
     conn.autocommit = True
     return conn
 
