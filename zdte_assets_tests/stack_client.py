@@ -291,24 +291,14 @@ class Dagster:
         )["runsOrError"]
         return list(data["results"])
 
-    def failure_message(self, run_id: str) -> str:
-        """The error of the run's failed step (what the UI shows on the failed run)."""
+    def events(self, run_id: str, fragments: str) -> list[dict[str, Any]]:
+        """The run's event log as the UI reads it, with the fields `fragments` select."""
         data = self.query(
-            """query($id: ID!) { logsForRun(runId: $id, limit: 2000) { __typename
-                ... on EventConnection { events { __typename
-                  ... on ExecutionStepFailureEvent { stepKey error { message } }
-                  ... on RunFailureEvent { message } } } } }""",
+            "query($id: ID!) { logsForRun(runId: $id, limit: 2000) { __typename "
+            "... on EventConnection { events { __typename " + fragments + " } } } }",
             id=run_id,
         )["logsForRun"]
-        steps = [
-            e["error"]["message"]
-            for e in data.get("events", [])
-            if e["__typename"] == "ExecutionStepFailureEvent" and e.get("error")
-        ]
-        runs = [
-            e["message"] for e in data.get("events", []) if e["__typename"] == "RunFailureEvent"
-        ]
-        return (steps or runs or [""])[0]
+        return list(data.get("events", []))
 
 
 def _gone(pid: int) -> bool:
@@ -412,14 +402,11 @@ def worker_pid(dagster: Dagster, run_id: str, timeout: float = 300) -> int:
     """The run worker's process id, from its "Started process for run" event."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        data = dagster.query(
-            """query($id: ID!) { logsForRun(runId: $id, limit: 500) { __typename
-                ... on EventConnection { events { __typename
-                  ... on EngineEvent { message metadataEntries { label
-                    ... on TextMetadataEntry { text } } } } } } }""",
-            id=run_id,
-        )["logsForRun"]
-        for event in data.get("events", []):
+        fragment = (
+            "... on EngineEvent { message metadataEntries { label "
+            "... on TextMetadataEntry { text } } }"
+        )
+        for event in dagster.events(run_id, fragment):
             if event["__typename"] == "EngineEvent" and event["message"].startswith(STARTED_PREFIX):
                 for entry in event["metadataEntries"]:
                     if entry["label"] == "pid":
@@ -432,13 +419,7 @@ def wait_step_started(dagster: Dagster, run_id: str, timeout: float = 300) -> st
     """Wait until the run's first step has started (past the worker's imports); its key."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        data = dagster.query(
-            """query($id: ID!) { logsForRun(runId: $id, limit: 2000) { __typename
-                ... on EventConnection { events { __typename
-                  ... on ExecutionStepStartEvent { stepKey } } } } }""",
-            id=run_id,
-        )["logsForRun"]
-        for event in data.get("events", []):
+        for event in dagster.events(run_id, "... on ExecutionStepStartEvent { stepKey }"):
             if event["__typename"] == "ExecutionStepStartEvent":
                 return str(event["stepKey"])
         status = dagster.run(run_id)["status"]
@@ -450,22 +431,19 @@ def wait_step_started(dagster: Dagster, run_id: str, timeout: float = 300) -> st
 def root_causes(dagster: Dagster, run_id: str) -> list[str]:
     """The error behind each failed step (what the UI shows under "caused by"), or the
     run's failure message when no step failed."""
-    data = dagster.query(
-        """query($id: ID!) { logsForRun(runId: $id, limit: 2000) { __typename
-            ... on EventConnection { events { __typename
-              ... on ExecutionStepFailureEvent { error { message
-                errorChain { error { message } } } }
-              ... on RunFailureEvent { message } } } } }""",
-        id=run_id,
-    )["logsForRun"]
+    events = dagster.events(
+        run_id,
+        """... on ExecutionStepFailureEvent { error { message errorChain { error { message } } } }
+        ... on RunFailureEvent { message }""",
+    )
     out = []
-    for event in data.get("events", []):
+    for event in events:
         if event["__typename"] == "ExecutionStepFailureEvent" and event.get("error"):
             chain = event["error"]["errorChain"]
             # The first error zdte raised, under Dagster's "Error occurred while executing".
             out.append((chain[0]["error"] if chain else event["error"])["message"].strip())
     if not out:
-        out = [e["message"] for e in data.get("events", []) if e["__typename"] == "RunFailureEvent"]
+        out = [e["message"] for e in events if e["__typename"] == "RunFailureEvent"]
     return out
 
 
