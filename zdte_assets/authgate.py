@@ -43,6 +43,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from zdte_assets.errors import first_line
+
 #: bcrypt's minimum. The UI password is a generated 160-bit token: no work factor makes guessing
 #: it harder than it already is, while each unit of cost doubles what a wrong password costs us.
 BCRYPT_COST = 4
@@ -237,7 +239,7 @@ def gate_from_env(env: Mapping[str, str], log: Callable[[str], None]) -> Gate:
             log=log,
         )
     except ValueError as exc:
-        raise GateError(str(exc).splitlines()[0]) from None
+        raise GateError(first_line(str(exc))) from None
 
 
 def make_server(gate: Gate, host: str, port: int) -> ThreadingHTTPServer:

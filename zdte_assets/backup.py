@@ -38,6 +38,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from zdte_assets.errors import first_line
+
 FORMAT = "zdte-stack-backup/1"
 #: Database of each service: (role in the backup, settings prefix in stack.env).
 DATABASES = {"dagster": "DAGSTER", "mlflow": "MLFLOW", "optuna": "OPTUNA"}
@@ -56,11 +58,6 @@ def _sha256_file(path: Path) -> str:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _first_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[0] if lines else "no message"
 
 
 def require_ready(cfg: Mapping[str, str]) -> None:
@@ -112,7 +109,7 @@ def _conninfo(params: Mapping[str, str], dbname: str) -> tuple[str, dict[str, st
 def _run(argv: list[str], env: Mapping[str, str], what: str) -> None:
     out = subprocess.run(argv, env=dict(env), capture_output=True, text=True)
     if out.returncode != 0:
-        raise BackupError(f"{what} failed: {_first_line(out.stderr or out.stdout)}")
+        raise BackupError(f"{what} failed: {first_line(out.stderr or out.stdout)}")
 
 
 def _dump_databases(
@@ -153,7 +150,7 @@ def _restore_databases(
     try:
         conn = psycopg2.connect(cfg["ZDTE_PG_ADMIN_URL"], connect_timeout=5)
     except psycopg2.Error as exc:
-        first = _first_line(str(exc))
+        first = first_line(str(exc))
         raise BackupError(f"postgres: cannot connect with ZDTE_PG_ADMIN_URL: {first}") from None
     conn.autocommit = True
     try:

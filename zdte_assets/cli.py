@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from zdte_assets import calendar, config
+from zdte_assets.errors import first_line
 
 
 class UsageError(ValueError):
@@ -430,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # known input or service problems are reported in one line
         inner = user_error(exc)
         if is_known_error(inner):
-            text = str(inner).splitlines()[0] if str(inner) else type(inner).__name__
+            text = first_line(str(inner), type(inner).__name__)
             print(f"zdte: {text}", file=sys.stderr)
             return 2
         raise

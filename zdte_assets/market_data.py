@@ -29,6 +29,7 @@ from zdte_assets.calendar import (
     session_close_time,
     session_open_time,
 )
+from zdte_assets.errors import first_line
 from zdte_assets.validation import CheckedBars, DataValidationError, check_bars, validate_bars
 
 SAMPLE_TICKER = "AAPL"
@@ -174,7 +175,9 @@ class FileSource:
         except pl.exceptions.NoDataError:
             raise DataValidationError(source, "empty file") from None
         except (pl.exceptions.ComputeError, OSError) as exc:
-            raise DataValidationError(source, f"cannot read file: {_first_line(exc)}") from exc
+            raise DataValidationError(
+                source, f"cannot read file: {first_line(str(exc), '(no message)')}"
+            ) from exc
 
     def _ticker_frame(self, ticker: str) -> CheckedBars:
         raw = self._read()
@@ -345,7 +348,7 @@ class YFinanceSource:
             except missing as exc:
                 raise MarketDataError(
                     f"yfinance: no data for {ticker} {_span(start, end)} "
-                    f"(unknown ticker or no session): {_first_line(exc)}"
+                    f"(unknown ticker or no session): {first_line(str(exc), '(no message)')}"
                 ) from exc
             except transient as exc:
                 last = exc
@@ -354,19 +357,14 @@ class YFinanceSource:
             except Exception as exc:
                 raise MarketDataError(
                     f"yfinance: request for {ticker} {_span(start, end)} failed: "
-                    f"{type(exc).__name__}: {_first_line(exc)}"
+                    f"{type(exc).__name__}: {first_line(str(exc), '(no message)')}"
                 ) from exc
         assert last is not None
         kind = "rate limited by Yahoo" if _is_rate_limit(last) else "network failure"
         raise MarketDataError(
             f"yfinance: {kind} for {ticker} {_span(start, end)} after {attempts} attempts: "
-            f"{type(last).__name__}: {_first_line(last)}"
+            f"{type(last).__name__}: {first_line(str(last), '(no message)')}"
         ) from last
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else "(no message)"
 
 
 def _yfinance_error_classes() -> tuple[tuple[type[BaseException], ...], type[BaseException]]:

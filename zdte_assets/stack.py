@@ -47,6 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zdte_assets.errors import first_line
+
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
@@ -297,7 +299,7 @@ def _provision_postgres(cfg: Mapping[str, str]) -> None:
     try:
         conn = psycopg2.connect(cfg["ZDTE_PG_ADMIN_URL"], connect_timeout=5)
     except psycopg2.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(str(exc), type(exc).__name__)
         raise StackError(f"postgres: cannot connect with ZDTE_PG_ADMIN_URL: {first}") from None
     conn.autocommit = True
     try:

@@ -26,6 +26,7 @@ import dagster as dg
 import polars as pl
 
 from zdte_assets import config, timing
+from zdte_assets.errors import first_line
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -156,8 +157,7 @@ class MlflowTracking(dg.ConfigurableResource):  # type: ignore[type-arg]
                 # The server went away (or refused) after the work was done: say so in one line
                 # instead of the client's retry trace; the run is marked FAILED below if the
                 # server answers, else by the partition's next attempt.
-                text = str(exc).strip()
-                first = text.splitlines()[0] if text else type(exc).__name__
+                first = first_line(str(exc), type(exc).__name__)
                 raise TrackingError(
                     f"MLflow tracking server {self.uri()} failed while recording run {run_id}: "
                     f"{first[:300]}"
@@ -166,9 +166,7 @@ class MlflowTracking(dg.ConfigurableResource):  # type: ignore[type-arg]
             try:
                 client.set_terminated(run_id, "FAILED")
             except Exception as mark:  # the server went away: keep the original error alone
-                first = (
-                    str(mark).strip().splitlines()[0] if str(mark).strip() else type(mark).__name__
-                )
+                first = first_line(str(mark), type(mark).__name__)
                 logging.getLogger("zdte").warning(
                     "MLflow run %s could not be marked FAILED (%s); the next attempt for this "
                     "partition marks it",
