@@ -10,12 +10,8 @@ from here.
 
 from __future__ import annotations
 
-import base64
-import http.client
 import os
 import shutil
-import socket
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -24,44 +20,22 @@ from pathlib import Path
 
 from zdte_assets import authgate
 from zdte_assets_tests.services import free_ports
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-class Conn(http.client.HTTPSConnection):
-    def __init__(self, port: int, source: str) -> None:
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        super().__init__("a.localhost", port, context=ctx, timeout=120)
-        self.source = source
-
-    def connect(self) -> None:
-        sock = socket.create_connection(("127.0.0.1", self.port), self.timeout, (self.source, 0))
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+from zdte_assets_tests.stack_client import login_burst
 
 
 def measure(port: int, pids: list[int], n: int, user: str | None, source: str) -> str:
-    conn = Conn(port, source)
-    statuses: dict[int, int] = {}
-    c0 = sum(cpu(p) for p in pids)
-    for i in range(n):
-        headers = {"Host": f"a.localhost:{port}"}
-        if user is not None:
-            token = base64.b64encode(f"{user}:wrong{i}".encode()).decode()
-            headers["Authorization"] = f"Basic {token}"
-        conn.request("GET", "/", headers=headers)
-        response = conn.getresponse()
-        response.read()
-        statuses[response.status] = statuses.get(response.status, 0) + 1
-    used = sum(cpu(p) for p in pids) - c0
-    conn.close()
-    return f"{1000 * used / n:9.2f} ms of CPU per request  ({n} requests: {statuses})"
+    """`n` refused logins as `user` (wrong passwords; no credentials when None)."""
+    burst = login_burst(
+        port,
+        pids,
+        "a.localhost",
+        source,
+        n,
+        lambda i: None if user is None else (user, f"wrong{i}"),
+        timeout=120,
+    )
+    statuses = dict(burst.statuses)
+    return f"{1000 * burst.cpu / n:9.2f} ms of CPU per request  ({n} requests: {statuses})"
 
 
 def main() -> int:

@@ -4,15 +4,21 @@ backfills, and the stack's own credentials for S3, MLflow and the instance on Po
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import http.client
 import json
 import os
+import socket
+import ssl
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -643,3 +649,68 @@ def wait_sensor_run(
             return str(runs[0]["runId"])
         time.sleep(3)
     raise TimeoutError(f"{sensor} launched no {slot} run for {partition} within {timeout:.0f} s")
+
+
+# ------------------------------------------------------------ logins through Caddy, and their cost
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and all its threads, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+class LoopbackHttps(http.client.HTTPSConnection):
+    """HTTPS to Caddy on loopback from a chosen loopback source address (each one a different
+    client for the gate), with the site's name as SNI; Caddy's internal CA is not trusted here."""
+
+    def __init__(self, site: str, port: int, source: str, timeout: float = 60) -> None:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        super().__init__(site, port, context=ctx, timeout=timeout)
+        self.source = source
+
+    def connect(self) -> None:
+        sock = socket.create_connection(("127.0.0.1", self.port), self.timeout, (self.source, 0))
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Burst:
+    statuses: Counter[int]
+    cpu: float  # seconds, of the processes watched
+    seconds: float
+
+
+def login_burst(
+    port: int,
+    pids: list[int],
+    site: str,
+    source: str,
+    n: int,
+    credentials: Callable[[int], tuple[str, str] | None],
+    timeout: float = 60,
+) -> Burst:
+    """`n` requests on one keep-alive connection, the i-th with `credentials(i)` as basic auth
+    (none when None); their statuses and the CPU the processes `pids` spent meanwhile."""
+    conn = LoopbackHttps(site, port, source, timeout)
+    statuses: Counter[int] = Counter()
+    cpu0 = sum(cpu_seconds(p) for p in pids)
+    t0 = time.monotonic()
+    for i in range(n):
+        headers = {"Host": f"{site}:{port}"}
+        pair = credentials(i)
+        if pair is not None:
+            token = base64.b64encode(f"{pair[0]}:{pair[1]}".encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
+        conn.request("GET", "/", headers=headers)
+        response = conn.getresponse()
+        response.read()
+        statuses[response.status] += 1
+    seconds = time.monotonic() - t0
+    cpu = sum(cpu_seconds(p) for p in pids) - cpu0
+    conn.close()
+    return Burst(statuses, cpu, seconds)

@@ -5,17 +5,12 @@ loopback is checked in test_stack.py). All marked ``stack`` (run with `pytest -m
 
 from __future__ import annotations
 
-import base64
-import http.client
 import os
 import shutil
-import socket
-import ssl
 import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,39 +19,9 @@ import pytest
 
 from zdte_assets import authgate, stack
 from zdte_assets_tests.conftest import isolate_aws_env
+from zdte_assets_tests.stack_client import Burst, login_burst
 
 pytestmark = pytest.mark.stack
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and all its threads, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK
-
-
-class _Https(http.client.HTTPSConnection):
-    """HTTPS to Caddy on loopback from a chosen loopback source address (each one a different
-    client for the gate), with the site's name as SNI; Caddy's internal CA is not trusted here."""
-
-    def __init__(self, site: str, port: int, source: str) -> None:
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        super().__init__(site, port, context=ctx, timeout=60)
-        self.source = source
-
-    def connect(self) -> None:
-        sock = socket.create_connection(("127.0.0.1", self.port), self.timeout, (self.source, 0))
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True)
-class Burst:
-    statuses: Counter[int]
-    cpu: float  # seconds, Caddy and the gate together
-    seconds: float
 
 
 def _requests(
@@ -66,28 +31,13 @@ def _requests(
     credentials: Callable[[int], tuple[str, str] | None],
     site: str = "dagster.localhost",
 ) -> Burst:
-    """`n` requests on one keep-alive connection; their statuses and the CPU they cost."""
-    port = int(cfg["ZDTE_HTTPS_PORT"])
+    """`n` requests through the stack's Caddy on one keep-alive connection; their statuses and
+    the CPU they cost Caddy and the gate."""
     pids = [stack.running_pid(cfg, name) for name in ("caddy", "authgate")]
     assert all(pids), pids
-    conn = _Https(site, port, source)
-    statuses: Counter[int] = Counter()
-    cpu0 = sum(_cpu_seconds(p) for p in pids if p)
-    t0 = time.monotonic()
-    for i in range(n):
-        headers = {"Host": f"{site}:{port}"}
-        pair = credentials(i)
-        if pair is not None:
-            token = base64.b64encode(f"{pair[0]}:{pair[1]}".encode()).decode()
-            headers["Authorization"] = f"Basic {token}"
-        conn.request("GET", "/", headers=headers)
-        response = conn.getresponse()
-        response.read()
-        statuses[response.status] += 1
-    seconds = time.monotonic() - t0
-    cpu = sum(_cpu_seconds(p) for p in pids if p) - cpu0
-    conn.close()
-    return Burst(statuses, cpu, seconds)
+    return login_burst(
+        int(cfg["ZDTE_HTTPS_PORT"]), [p for p in pids if p], site, source, n, credentials
+    )
 
 
 def test_a_flood_of_wrong_logins_is_refused_at_a_bounded_cost(
