@@ -67,11 +67,11 @@ def main(argv: list[str]) -> None:
     env_dir = ensure_environment()
     python = str(_bin(env_dir, "python"))
     if command == "demo":
-        os.execv(python, [python, "-m", "zdte_assets.cli", "demo", *rest])
+        os.execv(python, [python, "-m", "zdte_assets.apps.cli", "demo", *rest])
     elif command == "test":
         os.execv(python, [python, "-m", "zdte_assets_tests.check", *rest])
     elif command == "zdte":
-        os.execv(python, [python, "-m", "zdte_assets.cli", *rest])
+        os.execv(python, [python, "-m", "zdte_assets.apps.cli", *rest])
     else:
         sys.exit(f"unknown command {command!r}: use demo, test or zdte")
 

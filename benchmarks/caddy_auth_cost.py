@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from zdte_assets import authgate
+from zdte_assets.apps import authgate
 from zdte_assets_tests.services import free_ports
 from zdte_assets_tests.stack_client import login_burst
 
@@ -75,7 +75,7 @@ def main() -> int:
             stderr=log,
         ),
         subprocess.Popen(
-            [sys.executable, "-m", "zdte_assets.authgate", "serve", "--port", str(gate_port)],
+            [sys.executable, "-m", "zdte_assets.apps.authgate", "serve", "--port", str(gate_port)],
             env=env,
             stdout=log,
             stderr=log,

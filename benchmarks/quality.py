@@ -6,7 +6,7 @@
 The second form writes one scenario's bars as a CSV file for `zdte replay --source file`, so the
 same series can be replayed through Dagster.
 
-Each scenario of `zdte_assets.synthetic` is walked through the same domain functions as the
+Each scenario of `zdte_assets.data.synthetic` is walked through the same domain functions as the
 replay (features, daily retraining every 5 sessions, calibration, significance gate, decision,
 outcome) from session 200 on; the table goes into docs/quality.md.
 """
@@ -18,7 +18,7 @@ import argparse
 import numpy as np
 import polars as pl
 
-from zdte_assets import synthetic
+from zdte_assets.data import synthetic
 
 SCENARIOS: tuple[tuple[synthetic.Scenario, dict[str, float]], ...] = (
     ("noise", {}),

@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks.replay_benchmark --start 2024-01-02 --end 2024-12-30 [--trials 24]
 
 Runs `zdte replay` in a temporary ZDTE_HOME (fresh Dagster instance, MLflow and Optuna stores),
-then `plain_loop`: the same domain computations (`zdte_assets.lifecycle` and friends, in the same
+then `plain_loop`: the same domain computations (`zdte_assets.model.lifecycle` and friends, in the same
 order) without Dagster, MLflow or storage, with the same parallelism (scheduled weekly studies
 ahead in one worker process, drift-triggered studies inline on the days the replay triggered
 them). The ratio wall(replay) / wall(plain loop) is the overhead. Peak RSS of the replay's
@@ -54,19 +54,20 @@ def plain_loop(
     open, the prediction, the outcome and the drift report; a study as of the evening on each
     of `reopt_days`.
     """
-    from zdte_assets import calendar, lifecycle, training
-    from zdte_assets.expiries import ExpiryCalendar
-    from zdte_assets.features import LOOKBACK
-    from zdte_assets.market_data import source_from_settings
-    from zdte_assets.predictions import (
+    from zdte_assets.apps.replay import ReplayOptions, plan_range
+    from zdte_assets.apps.study_prefetch import StudyJob, run_job
+    from zdte_assets.core import calendar
+    from zdte_assets.data.market_data import source_from_settings
+    from zdte_assets.features.rows import LOOKBACK
+    from zdte_assets.model import lifecycle, training
+    from zdte_assets.trading.expiries import ExpiryCalendar
+    from zdte_assets.trading.predictions import (
         OUTCOME_SCHEMA,
         make_outcome,
         make_prediction,
         outcome_row,
     )
-    from zdte_assets.pricing import DecisionConfig
-    from zdte_assets.replay import ReplayOptions, plan_range
-    from zdte_assets.study_prefetch import StudyJob, run_job
+    from zdte_assets.trading.pricing import DecisionConfig
 
     t0 = time.perf_counter()
     source = source_from_settings(source_kind, source_path)
@@ -195,7 +196,7 @@ def main() -> None:
         os.environ.setdefault("DAGSTER_COMPUTE_LOG_DIR", str(home / "compute-logs"))
     for k in ("ZDTE_STORAGE_URL", "MLFLOW_TRACKING_URI", "ZDTE_OPTUNA_STORAGE"):
         os.environ.pop(k, None)
-    from zdte_assets.replay import ReplayOptions, run_replay
+    from zdte_assets.apps.replay import ReplayOptions, run_replay
 
     t0 = time.perf_counter()
     report = run_replay(

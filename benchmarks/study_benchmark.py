@@ -18,10 +18,10 @@ import time
 
 import polars as pl
 
-from zdte_assets import training
-from zdte_assets.config import STUDY_LOOKBACK_WEEKS
-from zdte_assets.features import training_frame
-from zdte_assets.market_data import SampleSource
+from zdte_assets.core.config import STUDY_LOOKBACK_WEEKS
+from zdte_assets.data.market_data import SampleSource
+from zdte_assets.features.rows import training_frame
+from zdte_assets.model import training
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ import sys
 import time
 from urllib.parse import urlparse
 
-from zdte_assets.storage import ensure_bucket_encryption, make_s3_client
+from zdte_assets.storage.store import ensure_bucket_encryption, make_s3_client
 
 
 def buckets() -> list[str]:

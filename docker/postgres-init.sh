@@ -1,7 +1,7 @@
 #!/bin/sh
 # One least-privilege login role and one database per service (Dagster, MLflow, Optuna), each role
 # owning only its database and no other role (PUBLIC) allowed to connect to it: what `zdte stack
-# up` does natively (zdte_assets/stack.py, _provision_postgres).
+# up` does natively (zdte_assets/apps/stack.py, _provision_postgres).
 #
 # Runs as the superuser ($POSTGRES_USER) when the Postgres volume is first initialised
 # (docker-entrypoint-initdb.d). Names come from docker/stack.env (DAGSTER_PG_USER, DAGSTER_PG_DB,

@@ -204,7 +204,7 @@ def replayed(zdte_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Repla
     """
     import datetime as dt
 
-    from zdte_assets.replay import ReplayOptions, run_replay
+    from zdte_assets.apps.replay import ReplayOptions, run_replay
 
     out = tmp_path_factory.mktemp("replay")
     result = run_replay(
@@ -238,7 +238,7 @@ def running_stack(stack_env: dict[str, str]) -> Iterator[dict[str, str]]:
     by `zdte stack down`; its users and databases are dropped afterwards."""
     import shutil
 
-    from zdte_assets import stack
+    from zdte_assets.apps import stack
     from zdte_assets_tests import stack_client
 
     if shutil.which("caddy") is None:

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zdte_assets import stack
-from zdte_assets.defs.run_watchdog import STARTED_PREFIX
+from zdte_assets.apps import stack
+from zdte_assets.orchestration.run_watchdog import STARTED_PREFIX
 
-ZDTE = [sys.executable, "-m", "zdte_assets.cli"]
+ZDTE = [sys.executable, "-m", "zdte_assets.apps.cli"]
 LOCATION = "zdte"
 REPOSITORY = "__repository__"
 
@@ -308,7 +308,7 @@ class Dagster:
 
 
 def _gone(pid: int) -> bool:
-    from zdte_assets.defs.run_watchdog import worker_alive
+    from zdte_assets.orchestration.run_watchdog import worker_alive
 
     return not worker_alive(pid, time.time())
 
@@ -364,9 +364,9 @@ def history_start(first_day: str) -> str:
     lookback, the study's weeks and a margin), so the first backfill stays small."""
     import datetime as dt
 
-    from zdte_assets import calendar
-    from zdte_assets.config import STUDY_LOOKBACK_WEEKS
-    from zdte_assets.features import LOOKBACK
+    from zdte_assets.core import calendar
+    from zdte_assets.core.config import STUDY_LOOKBACK_WEEKS
+    from zdte_assets.features.rows import LOOKBACK
 
     sessions = LOOKBACK + STUDY_LOOKBACK_WEEKS * 5 + 5
     first = dt.date.fromisoformat(first_day)
@@ -386,7 +386,7 @@ def tick_time(day: str, hour: int, minute: int) -> float:
 def previous_session(day: str) -> str:
     import datetime as dt
 
-    from zdte_assets import calendar
+    from zdte_assets.core import calendar
 
     return calendar.previous_trading_day(dt.date.fromisoformat(day)).isoformat()
 
@@ -543,7 +543,7 @@ def run_sessions(cfg: Mapping[str, str], ticker: str = "AAPL") -> dict[str, str]
     tags. On the second evening the drift report runs with a trigger that fires, and the
     sensor (in the daemon) launches a re-optimization and the retrain after it before the
     next retrain tick. Returns run ids by step ("weekly", "retrain 2024-11-04", ...)."""
-    from zdte_assets.features import LOOKBACK
+    from zdte_assets.features.rows import LOOKBACK
 
     dagster = Dagster(cfg)
     start = cfg["ZDTE_HISTORY_START"]
@@ -611,7 +611,7 @@ def stack_week(day: str) -> str:
     """The weekly partition (its Monday) of the session after `day`."""
     import datetime as dt
 
-    from zdte_assets import calendar
+    from zdte_assets.core import calendar
 
     following = calendar.next_trading_day(dt.date.fromisoformat(day))
     return calendar.week_start(following).isoformat()
@@ -620,7 +620,7 @@ def stack_week(day: str) -> str:
 def calendar_next(day: str, sessions: int) -> str:
     import datetime as dt
 
-    from zdte_assets import calendar
+    from zdte_assets.core import calendar
 
     return calendar.next_trading_day(dt.date.fromisoformat(day), sessions).isoformat()
 

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zdte_assets.adjustment import (
+from zdte_assets.core.calendar import trading_days
+from zdte_assets.data.adjustment import (
     GAP_RATIOS,
     MIN_VOLUME_SESSIONS,
     AmbiguousGap,
@@ -20,8 +21,7 @@ from zdte_assets.adjustment import (
     ambiguous_gaps,
     overnight_gaps,
 )
-from zdte_assets.calendar import trading_days
-from zdte_assets.market_data import SampleSource
+from zdte_assets.data.market_data import SampleSource
 
 DAYS = trading_days(dt.date(2021, 1, 4), dt.date(2022, 6, 30))
 
@@ -262,7 +262,7 @@ def test_a_split_on_the_last_session_is_ambiguous_until_volume_follows() -> None
 def test_the_overnight_gap_check_fails_on_an_ambiguous_gap_and_names_it() -> None:
     import dagster as dg
 
-    from zdte_assets.defs.checks import bar_check_results
+    from zdte_assets.orchestration.checks import bar_check_results
 
     key = dg.AssetKey(["XYZ", "daily_bar"])
     crash = _crash(true_series(), 150, [8.0] + [4.0] * 12)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import bcrypt
 import pytest
 
-from zdte_assets import authgate
+from zdte_assets.apps import authgate
 
 PASSWORD = "0123456789abcdef0123456789abcdef01234567"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from zdte_assets import backup, cli
+from zdte_assets.apps import backup, cli
 
 
 def _fake_backup(directory: Path) -> Path:

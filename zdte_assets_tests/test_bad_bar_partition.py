@@ -11,11 +11,11 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from zdte_assets import calendar
+from zdte_assets.core import calendar
+from zdte_assets.data.market_data import FileSource
+from zdte_assets.data.validation import DataValidationError
 from zdte_assets.definitions import build_definitions
-from zdte_assets.market_data import FileSource
-from zdte_assets.runner import QUIET
-from zdte_assets.validation import DataValidationError
+from zdte_assets.orchestration.runner import QUIET
 
 TICKER = "TEST"
 DAYS = calendar.trading_days(dt.date(2024, 3, 1), dt.date(2024, 3, 12))
@@ -107,7 +107,7 @@ def run_day(defs: dg.Definitions, day: dt.date, instance: dg.DagsterInstance) ->
                 error = error.cause
             assert error is not None, f"{event.step_key} failed for another reason"
             failures[str(event.step_key)] = error.message.removeprefix(
-                "zdte_assets.validation.DataValidationError: "
+                "zdte_assets.data.validation.DataValidationError: "
             ).strip()
     return Outcome(result.success, failures)
 

@@ -9,11 +9,11 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from zdte_assets import calendar
-from zdte_assets.cli import user_error
+from zdte_assets.apps.cli import user_error
+from zdte_assets.core import calendar
+from zdte_assets.data.validation import DataValidationError
 from zdte_assets.definitions import build_definitions
-from zdte_assets.runner import materialize_range
-from zdte_assets.validation import DataValidationError
+from zdte_assets.orchestration.runner import materialize_range
 
 DAYS = calendar.trading_days(dt.date(2024, 3, 1), dt.date(2024, 3, 28))
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from zdte_assets import predictions
+from zdte_assets.trading import predictions
 from zdte_assets_tests.conftest import ZDTE_ENV, Replayed
 
 DAY = dt.date(2024, 11, 8)
@@ -22,7 +22,7 @@ ZDTE_SCRIPT = Path(sys.executable).parent / "zdte"
 
 
 def zdte(*args: str, home: Path, script: bool = False) -> subprocess.CompletedProcess[str]:
-    """`python -m zdte_assets.cli ARGS` (or the installed `zdte` script) with its own home and
+    """`python -m zdte_assets.apps.cli ARGS` (or the installed `zdte` script) with its own home and
     a wide terminal for tables."""
     env = {k: v for k, v in os.environ.items() if k not in ZDTE_ENV}
     env.update(
@@ -31,7 +31,7 @@ def zdte(*args: str, home: Path, script: bool = False) -> subprocess.CompletedPr
         COLUMNS="200",
         PYTHONWARNINGS="ignore",
     )
-    command = [str(ZDTE_SCRIPT)] if script else [sys.executable, "-m", "zdte_assets.cli"]
+    command = [str(ZDTE_SCRIPT)] if script else [sys.executable, "-m", "zdte_assets.apps.cli"]
     return subprocess.run(
         [*command, *args],
         capture_output=True,
@@ -131,7 +131,7 @@ def test_a_replay_into_unreachable_configured_stores_writes_nothing(tmp_path: Pa
     out = tmp_path / "out"
     proc = subprocess.run(
         [
-            *(sys.executable, "-m", "zdte_assets.cli", "replay", "--ticker", "AAPL"),
+            *(sys.executable, "-m", "zdte_assets.apps.cli", "replay", "--ticker", "AAPL"),
             *("--start", "2024-11-04", "--end", "2024-11-08", "--output", str(out)),
             "--use-configured-stores",
         ],
@@ -150,7 +150,7 @@ def test_a_replay_into_unreachable_configured_stores_writes_nothing(tmp_path: Pa
 def test_a_replay_never_writes_into_the_configured_stores_by_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from zdte_assets import cli
+    from zdte_assets.apps import cli
 
     production = tmp_path / "production-dagster"
     monkeypatch.setenv("ZDTE_HOME", str(tmp_path / "home"))

@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from zdte_assets import stack
+from zdte_assets.apps import stack
 from zdte_assets_tests import services
 from zdte_assets_tests.conftest import service_unavailable
 

@@ -11,10 +11,10 @@ import dagster as dg
 import exchange_calendars as xc
 import pytest
 
-from zdte_assets import calendar
+from zdte_assets.core import calendar
 from zdte_assets.definitions import build_definitions
-from zdte_assets.features import LOOKBACK
-from zdte_assets.training import MAX_TRAIN_WINDOW
+from zdte_assets.features.rows import LOOKBACK
+from zdte_assets.model.training import MAX_TRAIN_WINDOW
 from zdte_assets_tests.conftest import Replayed
 
 ASSETS = (

@@ -12,8 +12,9 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from zdte_assets import false_alarms
-from zdte_assets.drift import (
+from zdte_assets.evaluation.metrics import base_rate_up, directional_hits
+from zdte_assets.monitoring import false_alarms
+from zdte_assets.monitoring.drift import (
     SIM_FEATURES,
     TRIGGER_NAMES,
     DriftConfig,
@@ -40,7 +41,6 @@ from zdte_assets.drift import (
     wasserstein,
     wasserstein_scaled,
 )
-from zdte_assets.evaluation import base_rate_up, directional_hits
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "monitoring.md"
 
@@ -494,7 +494,7 @@ def test_simulation_replays_through_the_public_functions(config: DriftConfig) ->
 
 def test_doc_states_the_command_and_holds_the_current_table() -> None:
     text = DOC.read_text(encoding="utf-8")
-    assert "python -m zdte_assets.false_alarms --markdown" in text
+    assert "python -m zdte_assets.monitoring.false_alarms --markdown" in text
     start = text.index(false_alarms.BEGIN_MARKER) + len(false_alarms.BEGIN_MARKER) + 1
     table = text[start : text.index(false_alarms.END_MARKER)]
     rows = false_alarms.compute()

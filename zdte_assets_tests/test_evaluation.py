@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from zdte_assets.evaluation import (
+from zdte_assets.evaluation.metrics import (
     base_rate_up,
     brier_score,
     diebold_mariano,

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zdte_assets import calendar as trading_calendar
-from zdte_assets import expiries
-from zdte_assets.expiries import ExpiryCalendar, ExpiryRule
+from zdte_assets.core import calendar as trading_calendar
+from zdte_assets.trading import expiries
+from zdte_assets.trading.expiries import ExpiryCalendar, ExpiryRule
 
 D = dt.date.fromisoformat
 CAL = ExpiryCalendar.defaults()

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from zdte_assets import features as F
-from zdte_assets.features import (
+from zdte_assets.features import rows as F
+from zdte_assets.features.rows import (
     BASE_FEATURES,
     LOOKBACK,
     MAX_LAGS,

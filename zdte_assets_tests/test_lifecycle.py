@@ -17,9 +17,10 @@ import pytest
 from mlflow import MlflowClient
 
 import zdte_assets
-from zdte_assets import storage, training
-from zdte_assets.defs.tracking import MlflowTracking, TrackingError
-from zdte_assets.runner import QUIET, local_instance
+from zdte_assets.model import training
+from zdte_assets.orchestration.runner import QUIET, local_instance
+from zdte_assets.orchestration.tracking import MlflowTracking, TrackingError
+from zdte_assets.storage import store as storage
 from zdte_assets_tests.conftest import REPLAY_END, REPLAY_START, Replayed
 
 TICKER = "AAPL"

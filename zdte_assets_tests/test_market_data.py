@@ -16,9 +16,9 @@ import yfinance
 from curl_cffi.requests import exceptions as curl_exceptions
 from yfinance.exceptions import YFRateLimitError, YFTzMissingError
 
-from zdte_assets import market_data
-from zdte_assets.calendar import NY, trading_days
-from zdte_assets.market_data import (
+from zdte_assets.core.calendar import NY, trading_days
+from zdte_assets.data import market_data
+from zdte_assets.data.market_data import (
     FileSource,
     MarketDataError,
     MarketDataSource,
@@ -26,7 +26,7 @@ from zdte_assets.market_data import (
     YFinanceSource,
     source_from_settings,
 )
-from zdte_assets.validation import BARS_SCHEMA, DataValidationError
+from zdte_assets.data.validation import BARS_SCHEMA, DataValidationError
 
 DAYS = trading_days(dt.date(2024, 3, 1), dt.date(2024, 4, 30))
 

@@ -7,8 +7,8 @@ import datetime as dt
 import numpy as np
 import polars as pl
 
-from zdte_assets import training
-from zdte_assets.defs.model import select_version
+from zdte_assets.model import training
+from zdte_assets.orchestration.assets.model import select_version
 
 
 def version(as_of: str, week: str, tag: str) -> dict[str, str]:
@@ -63,7 +63,7 @@ def test_study_on_postgres_storage_is_shared_and_reproducible(pg_database: str) 
 
 
 def test_champion_moves_only_forward_and_only_with_an_edge() -> None:
-    from zdte_assets.defs.prediction import promotion_due
+    from zdte_assets.orchestration.assets.prediction import promotion_due
 
     assert promotion_due(True, None, "2024-06-10")
     assert promotion_due(True, "2024-06-07", "2024-06-10")

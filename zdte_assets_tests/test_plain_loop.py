@@ -13,7 +13,7 @@ import datetime as dt
 import polars as pl
 
 from benchmarks.replay_benchmark import plain_loop
-from zdte_assets.predictions import table_row
+from zdte_assets.trading.predictions import table_row
 from zdte_assets_tests.conftest import REPLAY_END, REPLAY_START, REPLAY_TRIALS, Replayed
 from zdte_assets_tests.test_replay import PREDICTION_COLUMNS
 

@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 import yaml
 
-from zdte_assets.io_manager import ZdteIOManager
+from zdte_assets.orchestration.io_manager import ZdteIOManager
 from zdte_assets_tests import services
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,7 +137,7 @@ def test_workspace_yaml_names_zdte_grpc_location(
     from dagster._core.remote_origin import GrpcServerCodeLocationOrigin
     from dagster._core.workspace.load import location_origins_from_yaml_paths
 
-    from zdte_assets import stack
+    from zdte_assets.apps import stack
 
     compose = yaml.safe_load((ROOT / "docker" / "docker-compose.yml").read_text())
     native = stack.configuration({**os.environ, "ZDTE_HOME": str(tmp_path)})

@@ -15,7 +15,8 @@ from typing import Any
 import polars as pl
 import pytest
 
-from zdte_assets import predictions, storage
+from zdte_assets.storage import store as storage
+from zdte_assets.trading import predictions
 from zdte_assets_tests.conftest import REPLAY_END, REPLAY_START, Replayed, S3Bucket
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "docs" / "prediction.schema.json"

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from zdte_assets.features.volatility import SessionForecast
 
-from zdte_assets import calendar as trading_calendar
-from zdte_assets.gate import Gate, significance_gate
-from zdte_assets.pricing import (
+from zdte_assets.core import calendar as trading_calendar
+from zdte_assets.trading.gate import Gate, significance_gate
+from zdte_assets.trading.pricing import (
     MINUTES_PER_SESSION,
     TRADING_DAYS_PER_YEAR,
     Decision,
@@ -32,7 +33,6 @@ from zdte_assets.pricing import (
     session_time_to_close,
     time_to_close_years,
 )
-from zdte_assets.volatility import SessionForecast
 
 FULL_DAY = dt.date(2024, 6, 14)  # an ordinary Friday session
 EARLY_CLOSE_DAY = dt.date(2024, 11, 29)  # day after Thanksgiving, closes at 13:00

@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from zdte_assets import cli
+from zdte_assets.apps import cli
 from zdte_assets_tests.conftest import REPLAY_END, REPLAY_START, REPLAY_TRIALS, ZDTE_ENV, Replayed
 
 PLOTS = (
@@ -153,7 +153,7 @@ def test_report_files_and_required_keys(replayed: Replayed) -> None:
     assert timing["counts"].get("studies_reused", 0) >= lc["weekly_optimizations"]
     # Peak memory of the replay and of its study worker, each from its own process.
     assert 0 < timing["study_worker_peak_rss_mib"] < timing["peak_rss_mib"]
-    from zdte_assets.cli import where_the_time_went
+    from zdte_assets.apps.cli import where_the_time_went
 
     printed = where_the_time_went(timing)
     assert printed.startswith(f"where the time went ({timing['wall_seconds']:.1f} s wall)")
@@ -439,7 +439,7 @@ def started_bad_runs(
         output = root / name / "out"
         env = {k: v for k, v in os.environ.items() if k not in ZDTE_ENV}
         env.update(ZDTE_HOME=str(home), DAGSTER_HOME=str(home / "dagster"))
-        cmd = [sys.executable, "-m", "zdte_assets.cli", "replay", *args]
+        cmd = [sys.executable, "-m", "zdte_assets.apps.cli", "replay", *args]
         cmd += ["--output", str(output), "--trials", "2", "--no-progress"]
         proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env

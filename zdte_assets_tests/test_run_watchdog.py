@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import time
 
-from zdte_assets.defs.run_watchdog import worker_alive
+from zdte_assets.orchestration.run_watchdog import worker_alive
 
 
 def test_a_running_worker_is_alive_and_a_killed_one_is_not() -> None:

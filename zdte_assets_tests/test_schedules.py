@@ -11,7 +11,7 @@ import pytest
 from dagster._core.definitions.schedule_definition import ScheduleExecutionData
 from dagster._utils.schedules import cron_string_iterator
 
-from zdte_assets import calendar
+from zdte_assets.core import calendar
 from zdte_assets.definitions import build_definitions
 
 DAILY = ("morning", "evening", "retrain")

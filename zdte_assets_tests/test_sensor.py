@@ -22,11 +22,11 @@ import dagster as dg
 import pytest
 from dagster._core.definitions.sensor_definition import SensorExecutionData
 
-from zdte_assets import calendar
+from zdte_assets.core import calendar
 from zdte_assets.definitions import build_definitions
-from zdte_assets.defs.monitoring import MONITORING_CONFIG
-from zdte_assets.defs.sensors import evaluate_drift, sessions_between
-from zdte_assets.runner import QUIET, local_instance, materialize_range
+from zdte_assets.orchestration.assets.monitoring import MONITORING_CONFIG
+from zdte_assets.orchestration.runner import QUIET, local_instance, materialize_range
+from zdte_assets.orchestration.sensors import evaluate_drift, sessions_between
 from zdte_assets_tests.conftest import Replayed
 
 TICKER = "AAPL"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from zdte_assets import stack
+from zdte_assets.apps import stack
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 from mlflow import MlflowClient
 
-from zdte_assets import stack
+from zdte_assets.apps import stack
 from zdte_assets_tests import stack_client
 from zdte_assets_tests.stack_client import E2E_DAYS, Dagster
 

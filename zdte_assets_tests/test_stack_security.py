@@ -17,7 +17,7 @@ from typing import Any
 import bcrypt
 import pytest
 
-from zdte_assets import authgate, stack
+from zdte_assets.apps import authgate, stack
 from zdte_assets_tests.conftest import isolate_aws_env
 from zdte_assets_tests.stack_client import Burst, login_burst
 
@@ -101,7 +101,7 @@ def stack_s3(
 
 
 def test_buckets_encrypt_what_zdte_and_others_write(stack_s3: dict[str, str]) -> None:
-    from zdte_assets.storage import make_s3_client, store_from_url
+    from zdte_assets.storage.store import make_s3_client, store_from_url
 
     cfg = stack_s3
     client = make_s3_client()

@@ -14,8 +14,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from zdte_assets import storage
-from zdte_assets.storage import (
+from zdte_assets.storage import store as storage
+from zdte_assets.storage.store import (
     TEMP_PREFIX,
     LocalStore,
     ObjectNotFound,
@@ -174,7 +174,7 @@ def test_producer_error_writes_nothing(store: Store) -> None:
 _WRITER = textwrap.dedent(
     """
     import os, sys, time
-    from zdte_assets.storage import LocalStore
+    from zdte_assets.storage.store import LocalStore
 
     chunk = b"N" * (1 << 20)
     real_fdopen = os.fdopen
@@ -231,7 +231,7 @@ def test_local_killed_writer_leaves_previous_object(tmp_path: Path) -> None:
 _S3_WRITER = textwrap.dedent(
     """
     import http.client, sys, time
-    from zdte_assets.storage import store_from_url
+    from zdte_assets.storage.store import store_from_url
 
     real_send = http.client.HTTPConnection.send
     sent = 0

@@ -11,8 +11,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from zdte_assets import synthetic
-from zdte_assets.adjustment import ambiguous_gaps, detect_splits
+from zdte_assets.data import synthetic
+from zdte_assets.data.adjustment import ambiguous_gaps, detect_splits
 
 FIRST = 200  # sessions of history before the first decision (features + training + calibration)
 N = 600

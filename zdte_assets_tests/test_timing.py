@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from zdte_assets import timing
+from zdte_assets.core import timing
 
 
 def test_nested_parts_pause_their_parent_and_add_up_to_the_wall_time() -> None:

@@ -22,8 +22,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from zdte_assets import training
-from zdte_assets.training import (
+from zdte_assets.model import training
+from zdte_assets.model.training import (
     FittedModel,
     InsufficientHistoryError,
     ModelParams,
@@ -159,7 +159,7 @@ def test_model_params_json_round_trip_and_validation() -> None:
 
 
 def test_the_study_scores_direction_like_everything_else() -> None:
-    from zdte_assets import evaluation
+    from zdte_assets.evaluation import metrics as evaluation
 
     actual = np.array([0.01, -0.02, 0.03, -0.01, 0.0])
     assert directional_accuracy(np.sign(actual[:4]), actual[:4]) == 1.0
@@ -642,7 +642,7 @@ def test_study_silences_optuna_trial_logging() -> None:
 
 def test_storing_a_study_snapshot_prints_no_optuna_info(tmp_path: Path) -> None:
     """The replay stores the worker's studies before it runs any of its own: no INFO line."""
-    from zdte_assets.training import compute_study_snapshot
+    from zdte_assets.model.training import compute_study_snapshot
 
     _, snapshot = compute_study_snapshot(make_frame(70, seed=25), WalkForwardConfig(), 1, 0, "w")
     optuna.logging.set_verbosity(optuna.logging.INFO)
@@ -672,7 +672,7 @@ def test_shared_storage_is_created_once_and_refuses_other_data(tmp_path: Path) -
 
 
 def test_stored_study_is_computed_once_reused_and_partial_ones_replaced(tmp_path: Path) -> None:
-    from zdte_assets.training import run_study_stored
+    from zdte_assets.model.training import run_study_stored
 
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     frame = make_frame(70, seed=15)

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zdte_assets.calendar import first_session, is_trading_day, trading_days
-from zdte_assets.market_data import FileSource
-from zdte_assets.validation import BARS_SCHEMA, DataValidationError, validate_bars
+from zdte_assets.core.calendar import first_session, is_trading_day, trading_days
+from zdte_assets.data.market_data import FileSource
+from zdte_assets.data.validation import BARS_SCHEMA, DataValidationError, validate_bars
 
 HEADER = ["date", "open", "high", "low", "close", "volume"]
 DAYS = trading_days(dt.date(2024, 1, 2), dt.date(2024, 3, 28))

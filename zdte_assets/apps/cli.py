@@ -1,0 +1,441 @@
+"""The `zdte` command line: the main job, the replay, and readers that need no Dagster.
+
+Every known failure (bad input, missing data, unreachable service) prints one line on stderr and
+exits non-zero; tracebacks are for bugs only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from zdte_assets.core import calendar, config
+from zdte_assets.core.errors import first_line
+
+
+class UsageError(ValueError):
+    """Arguments that do not make sense together."""
+
+
+#: Exceptions that mean bad input or an unavailable service: reported in one line, exit 2.
+#: Matched by name so that a failure path does not have to import Dagster or the model stack.
+KNOWN_ERRORS = frozenset(
+    {
+        "zdte_assets.apps.cli.UsageError",
+        "zdte_assets.apps.replay.ReplayError",
+        "zdte_assets.orchestration.tracking.TrackingError",
+        "zdte_assets.model.training.InsufficientHistoryError",
+        "zdte_assets.data.validation.DataValidationError",
+        "zdte_assets.data.market_data.MarketDataError",
+        "zdte_assets.model.lifecycle.MissingHistoryError",
+        "zdte_assets.storage.store.StorageError",
+        "zdte_assets.core.calendar.CalendarError",
+        "zdte_assets.apps.stack.StackError",
+        "zdte_assets.apps.backup.BackupError",
+        "builtins.FileNotFoundError",
+    }
+)
+
+
+def is_known_error(exc: BaseException) -> bool:
+    # Run as `python -m zdte_assets.apps.cli`, this module's classes live in `__main__`.
+    def name(c: type) -> str:
+        module = "zdte_assets.apps.cli" if c.__module__ == "__main__" else c.__module__
+        return f"{module}.{c.__qualname__}"
+
+    return any(name(c) in KNOWN_ERRORS for c in type(exc).__mro__)
+
+
+def user_error(exc: BaseException) -> BaseException:
+    """The user-code exception inside Dagster's wrappers, so it can be reported in one line."""
+    seen = exc
+    while True:
+        inner = getattr(seen, "user_exception", None) or seen.__cause__
+        if inner is None or inner is seen:
+            return seen
+        seen = inner
+
+
+def _date(text: str, flag: str) -> Any:
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{flag} {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+#: Where a replay would otherwise write: the configured instance, tracking and study stores.
+_CONFIGURED_STORES = ("DAGSTER_HOME", "MLFLOW_TRACKING_URI", "ZDTE_OPTUNA_STORAGE")
+
+
+def isolate_replay() -> None:
+    """Point this process at the local stores under ZDTE_HOME, whatever the environment says,
+    so that a replay started on a production host never writes into production's instance,
+    MLflow or Optuna storage (its asset values always go to its own output folder)."""
+    import os
+
+    home = config.zdte_home()
+    own = {
+        "DAGSTER_HOME": str(home / "dagster"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
+        "ZDTE_OPTUNA_STORAGE": f"sqlite:///{home / 'optuna.db'}",
+    }
+
+    def same(name: str, value: str) -> bool:
+        if name == "DAGSTER_HOME":
+            return Path(value).expanduser().resolve() == Path(own[name])
+        return value == own[name]
+
+    overridden = [
+        n
+        for n in _CONFIGURED_STORES
+        if os.environ.get(n, "").strip() and not same(n, os.environ[n].strip())
+    ]
+    os.environ["DAGSTER_HOME"] = own["DAGSTER_HOME"]
+    os.environ["MLFLOW_TRACKING_URI"] = own["MLFLOW_TRACKING_URI"]
+    os.environ.pop("ZDTE_OPTUNA_STORAGE", None)
+    if overridden:
+        print(
+            f"zdte replay: writing to its own stores under {home}, not to the configured "
+            f"{', '.join(overridden)} (pass --use-configured-stores to write there)",
+            file=sys.stderr,
+        )
+
+
+def check_reachable() -> None:
+    """Before a replay writes into the configured stores: the tracking server must answer."""
+    import urllib.error
+    import urllib.request
+
+    uri = config.mlflow_tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5):
+                pass
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise UsageError(
+                f"MLflow at {uri} is not reachable ({reason}); nothing was written"
+            ) from None
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Replay the lifecycle day by day through Dagster and write the report."""
+    from zdte_assets.apps.replay import ReplayOptions, run_replay
+
+    if args.source == "file" and not args.path:
+        raise UsageError("--source file needs --path FILE")
+    out = Path(args.output)
+    if args.use_configured_stores:
+        check_reachable()
+    else:
+        isolate_replay()
+    result = run_replay(
+        ReplayOptions(
+            ticker=args.ticker,
+            start=_date(args.start, "--start"),
+            end=_date(args.end, "--end"),
+            output=out,
+            source_kind=args.source,
+            source_path=args.path,
+            n_trials=args.trials,
+            progress=not args.no_progress,
+        )
+    )
+    _print_summary(result, out)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The README's main job: replay the last months of the bundled sample."""
+    from zdte_assets.data.market_data import source_from_settings
+
+    source = source_from_settings("sample", None)
+    last = source.bars("AAPL", calendar.first_session(), calendar.last_session())["date"][-1]
+    first = calendar.previous_trading_day(last, max(1, int(args.months * 21) - 1))
+    print(f"zdte demo: replaying AAPL {first}..{last} from the bundled sample", flush=True)
+    ns = argparse.Namespace(
+        ticker="AAPL",
+        start=first.isoformat(),
+        end=last.isoformat(),
+        source="sample",
+        path=None,
+        output=args.output,
+        trials=args.trials,
+        no_progress=args.no_progress,
+        use_configured_stores=False,
+    )
+    code = cmd_replay(ns)
+    _print_last_days(Path(args.output) / "storage", "AAPL", last)
+    return code
+
+
+def _print_last_days(storage_url: Path, ticker: str, last: Any) -> None:
+    """The last sessions' bars and feature rows as stored, so a newcomer sees real data."""
+    import polars as pl
+
+    from zdte_assets.storage import store as storage
+
+    store = storage.store_from_url(str(storage_url))
+    days = [calendar.previous_trading_day(last, n) for n in range(2, 0, -1)] + [last]
+    bars = pl.concat(storage.read_parquet(store, f"{ticker}/daily_bar/{d}.parquet") for d in days)
+    feats = pl.concat(storage.read_parquet(store, f"{ticker}/features/{d}.parquet") for d in days)
+    with pl.Config(
+        tbl_cols=9, float_precision=4, tbl_width_chars=120, tbl_hide_dataframe_shape=True
+    ):
+        print(f"last bars and feature rows ({store.url(ticker)}/):")
+        print(bars.drop("adj_close", strict=False))
+        print(feats.select(feats.columns[:8]))
+
+
+def _fmt(x: Any, fmt: str = ".4g") -> str:
+    return "n/a" if x is None else format(x, fmt)
+
+
+def where_the_time_went(timing: dict[str, Any]) -> str:
+    """One line per part of the replay's wall time, largest first (see `zdte_assets.core.timing`)."""
+    parts = timing["by_part"]
+    wall = float(timing["wall_seconds"])
+    main = {k: v for k, v in parts.items() if k != "studies_ahead_second_core" and v >= 0.05}
+    lines = [f"where the time went ({wall:.1f} s wall):"]
+    for name, seconds in sorted(main.items(), key=lambda kv: -kv[1]):
+        lines.append(f"  {name.replace('_', ' '):<28}{seconds:8.1f} s  {seconds / wall:6.1%}")
+    ahead = parts.get("studies_ahead_second_core", 0.0)
+    if ahead:
+        lines.append(f"  {'(studies ahead, 2nd core)':<28}{ahead:8.1f} s")
+    failed = int(timing.get("counts", {}).get("studies_ahead_failed", 0))
+    if failed:
+        lines.append(f"  {failed} studies could not be computed ahead (see stderr above)")
+    plain = float(timing["plain_equivalent_seconds"])
+    lines.append(f"  a plain loop would spend {plain:.1f} s of this on the same computations")
+    if timing.get("peak_rss_mib"):
+        worker = timing.get("study_worker_peak_rss_mib") or 0.0
+        lines.append(
+            f"  peak memory {timing['peak_rss_mib']:.0f} MiB"
+            + (f" (study worker {worker:.0f} MiB)" if worker else "")
+        )
+    return "\n".join(lines)
+
+
+def _print_summary(result: dict[str, Any], out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    m, t, lc = result["metrics"], result["trading"], result["lifecycle"]
+    table = Table(
+        title=f"zdte replay {result['ticker']} {result['start']}..{result['end']} "
+        f"({result['trading_days']} trading days)"
+    )
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    rows = [
+        ("model RMSE / naive RMSE", f"{_fmt(m['model']['rmse'])} / {_fmt(m['naive']['rmse'])}"),
+        ("RMSE ratio (model / naive)", _fmt(m["rmse_ratio"])),
+        ("Diebold-Mariano p-value vs naive", _fmt(m["dm_pvalue"])),
+        (
+            "directional accuracy / up-day base rate",
+            f"{_fmt(m['model']['directional_accuracy'], '.1%')} / {_fmt(m['base_rate_up'], '.1%')}",
+        ),
+        ("trades / no-trade days", f"{t['trades']} / {t['no_trade_days']}"),
+        ("P&L (USD)", _fmt(t["pnl_total"], ".2f")),
+        (
+            "weekly studies / drift re-optimizations",
+            f"{lc['weekly_optimizations']} / {lc['reoptimizations_triggered']}",
+        ),
+        ("models trained", str(lc["models_trained"])),
+        ("wall time (s)", _fmt(result["timing"]["wall_seconds"], ".1f")),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    Console().print(table)
+    print(where_the_time_went(result["timing"]))
+    print(f"report: {out / 'report.md'} (also report.json, predictions.parquet and PNG plots)")
+    print(
+        f"Dagster UI on this history: python3 run.py zdte ui  (instance {result['dagster_home']})"
+    )
+    print("MLflow UI on the studies and models: python3 run.py zdte mlflow-ui")
+
+
+def cmd_prediction(args: argparse.Namespace) -> int:
+    """Print a stored prediction; no Dagster needed."""
+    import json
+
+    from zdte_assets.trading.predictions import PredictionNotFound, read_prediction
+
+    day = _date(args.date, "--date")
+    try:
+        record = read_prediction(args.ticker, day, storage_url=args.storage)
+    except PredictionNotFound as exc:
+        print(f"zdte: {exc}", file=sys.stderr)
+        return 1
+    if not args.table:
+        print(json.dumps(record, indent=2, sort_keys=True))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    d = record["decision"]
+    table = Table(title=f"{record['ticker']} {record['date']}: {record['action']}")
+    table.add_column("field")
+    table.add_column("value")
+    interval = record["interval"]
+    for k, v in [
+        ("open", f"{record['open']:.2f}"),
+        ("predicted close", f"{record['predicted_close']:.2f} ({record['predicted_return']:+.4%})"),
+        ("P(close > open)", f"{record['p_up']:.1%}"),
+        (f"{interval['level']:.0%} interval", f"{interval['low']:.2f} .. {interval['high']:.2f}"),
+        ("action", record["action"]),
+        ("option", f"{d['option'] or '-'} {_fmt(d['strike'], 'g')}"),
+        ("premium / contracts", f"{_fmt(d['premium'], '.2f')} / {d['contracts']}"),
+        ("reason", record["reason"]),
+        (
+            "significance gate",
+            ("open: " if record["gate"]["open"] else "closed: ") + record["gate"]["reason"],
+        ),
+        (
+            "model",
+            f"version {record['model']['version']}, beats naive: {record['model']['beats_naive']}",
+        ),
+    ]:
+        table.add_row(k, str(v))
+    Console().print(table)
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """Start the Dagster UI on the same local instance the CLI writes to."""
+    import os
+    import subprocess
+
+    from zdte_assets.orchestration.runner import local_instance
+
+    local_instance()
+    cmd = [sys.executable, "-m", "dagster", "dev", "-m", "zdte_assets.definitions"]
+    cmd += ["-h", args.host, "-p", str(args.port)]
+    return subprocess.call(cmd, env=dict(os.environ))
+
+
+def cmd_mlflow_ui(args: argparse.Namespace) -> int:
+    """MLflow UI on the local tracking store (or MLFLOW_TRACKING_URI)."""
+    import subprocess
+
+    uri = config.mlflow_tracking_uri()
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
+    cmd += ["--host", args.host, "--port", str(args.port)]
+    return subprocess.call(cmd)
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    """The production topology on this host (see `zdte_assets.apps.stack`)."""
+    from zdte_assets.apps import stack
+
+    if args.directory and args.action not in ("backup", "restore"):
+        raise UsageError(f"zdte stack {args.action} takes no directory")
+    if args.action == "up":
+        cfg = stack.up()
+        print(
+            f"stack up: Dagster {cfg['ZDTE_DAGSTER_SITE']} and MLflow {cfg['ZDTE_MLFLOW_SITE']} "
+            f"(user {cfg['CADDY_AUTH_USER']}, password in {cfg['ZDTE_STACK_DIR']}/credentials.env); "
+            f"logs in {cfg['ZDTE_STACK_DIR']}/logs"
+        )
+        return 0
+    if args.action == "status":
+        states = stack.status()
+        for name, state in states:
+            print(f"{name:10} {state}")
+        return 0 if all(s.startswith("ready") for _, s in states) else 1
+    if args.action in ("backup", "restore"):
+        from zdte_assets.apps import backup
+
+        if not args.directory:
+            raise UsageError(f"zdte stack {args.action} needs a directory")
+        cfg = stack.configuration()
+        if args.action == "backup":
+            backup.backup(cfg, Path(args.directory))
+        else:
+            backup.restore(cfg, Path(args.directory))
+        return 0
+    stack.down()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zdte", description=(__doc__ or "").splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="the main job: replay the last months of the bundled sample")
+    demo.add_argument("--months", type=float, default=3.0)
+    demo.add_argument("--output", default="replay-out")
+    demo.add_argument("--trials", type=int, default=24, help="Optuna trials per weekly study")
+    demo.add_argument("--no-progress", action="store_true")
+    demo.set_defaults(func=cmd_demo)
+
+    rp = sub.add_parser("replay", help="replay the lifecycle day by day through Dagster")
+    rp.add_argument("--ticker", required=True)
+    rp.add_argument("--start", required=True, help="YYYY-MM-DD")
+    rp.add_argument("--end", required=True, help="YYYY-MM-DD")
+    rp.add_argument("--source", default="sample", choices=["sample", "file", "yfinance"])
+    rp.add_argument("--path", default=None, help="CSV or Parquet file for --source file")
+    rp.add_argument("--output", required=True, help="directory for the report, table and plots")
+    rp.add_argument("--trials", type=int, default=24, help="Optuna trials per weekly study")
+    rp.add_argument("--no-progress", action="store_true")
+    rp.add_argument(
+        "--use-configured-stores",
+        action="store_true",
+        help="write runs, models and studies into the configured DAGSTER_HOME, "
+        "MLFLOW_TRACKING_URI and ZDTE_OPTUNA_STORAGE (default: own local stores)",
+    )
+    rp.set_defaults(func=cmd_replay)
+
+    pr = sub.add_parser("prediction", help="print a stored prediction (JSON, or --table)")
+    pr.add_argument("--ticker", required=True)
+    pr.add_argument("--date", required=True, help="YYYY-MM-DD")
+    pr.add_argument("--table", action="store_true", help="a readable table instead of JSON")
+    pr.add_argument("--storage", default=None, help="storage URL (default: ZDTE_STORAGE_URL)")
+    pr.set_defaults(func=cmd_prediction)
+
+    ui = sub.add_parser("ui", help="start the Dagster UI on the local instance")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(func=cmd_ui)
+
+    ml = sub.add_parser("mlflow-ui", help="start the MLflow UI on the tracking store")
+    ml.add_argument("--host", default="127.0.0.1")
+    ml.add_argument("--port", type=int, default=5000)
+    ml.set_defaults(func=cmd_mlflow_ui)
+
+    st = sub.add_parser(
+        "stack", help="start, check, stop, back up or restore the production stack on this host"
+    )
+    st.add_argument("action", choices=["up", "status", "down", "backup", "restore"])
+    st.add_argument(
+        "directory",
+        nargs="?",
+        help="backup: a new directory to write; restore: a directory `backup` wrote",
+    )
+    st.set_defaults(func=cmd_stack)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    warnings.filterwarnings("ignore", module="dagster")
+    warnings.filterwarnings("ignore", category=UserWarning)
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except Exception as exc:  # known input or service problems are reported in one line
+        inner = user_error(exc)
+        if is_known_error(inner):
+            text = first_line(str(inner), type(inner).__name__)
+            print(f"zdte: {text}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

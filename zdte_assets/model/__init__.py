@@ -1,0 +1,1 @@
+"""Fitting, the Optuna study, model versions and the domain steps of one trading day."""

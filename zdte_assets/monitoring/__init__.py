@@ -1,0 +1,1 @@
+"""Drift statistics, triggers, reports and their false-alarm rates."""

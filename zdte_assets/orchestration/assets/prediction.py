@@ -1,0 +1,191 @@
+"""Morning `prediction` and evening `prediction_outcome` assets.
+
+The prediction of day t sees `session_open` of t, the feature row of t and the model trained
+before t (fetched from the MLflow registry by the version recorded in `daily_model` of t). It is
+written where other tools read it: `{storage}/predictions/{TICKER}/{YYYY-MM-DD}.json` and the
+table `{storage}/predictions/{TICKER}.parquet`.
+"""
+
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+from zdte_assets.core import calendar, timing
+from zdte_assets.orchestration.assets.model import load_model_dir
+from zdte_assets.orchestration.jobs import step_priority
+from zdte_assets.orchestration.partitions import day_of
+from zdte_assets.orchestration.resources import StoreResource
+from zdte_assets.orchestration.tracking import MlflowTracking
+from zdte_assets.trading import predictions
+from zdte_assets.trading.expiries import ExpiryCalendar
+from zdte_assets.trading.pricing import (
+    DEFAULT_PRICE_INCREMENTS,
+    DEFAULT_TICKER_INCREMENTS,
+    DecisionConfig,
+)
+
+
+class DecisionSettings(dg.Config):
+    """Trade-decision settings, field for field those of `pricing.DecisionConfig` (its defaults
+    and units); overridable per run."""
+
+    iv_ratio: float = DecisionConfig.iv_ratio
+    spread_fraction: float = DecisionConfig.spread_fraction
+    spread_floor: float = DecisionConfig.spread_floor
+    commission: float = DecisionConfig.commission
+    min_edge: float = DecisionConfig.min_edge
+    budget_usd: float = DecisionConfig.budget_usd
+    contract_multiplier: int = DecisionConfig.contract_multiplier
+    max_contracts: int = DecisionConfig.max_contracts
+    max_strike_sd: float = DecisionConfig.max_strike_sd
+    #: None: `pricing.DEFAULT_TICKER_INCREMENTS` / `pricing.DEFAULT_PRICE_INCREMENTS`.
+    ticker_strike_increments: dict[str, float] | None = None
+    price_strike_increments: list[list[float]] | None = None
+    strike_increment_above: float = DecisionConfig.strike_increment_above
+    gate_window: int = DecisionConfig.gate_window
+    gate_min_days: int = DecisionConfig.gate_min_days
+    gate_dm_alpha: float = DecisionConfig.gate_dm_alpha
+    gate_pt_alpha: float = DecisionConfig.gate_pt_alpha
+
+    def to_config(self) -> DecisionConfig:
+        values = self.model_dump()
+        tickers = self.ticker_strike_increments
+        values["ticker_strike_increments"] = (
+            DEFAULT_TICKER_INCREMENTS if tickers is None else list(tickers.items())
+        )
+        if self.price_strike_increments is None:
+            values["price_strike_increments"] = DEFAULT_PRICE_INCREMENTS
+        return DecisionConfig.from_dict(values)
+
+
+def build_prediction_assets(
+    ticker: str, days: dg.PartitionsDefinition
+) -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        key=[ticker, "prediction"],
+        op_tags=step_priority("prediction"),
+        group_name=ticker,
+        partitions_def=days,
+        kinds={"json", "s3"},
+        ins={
+            "session_open": dg.AssetIn(key=[ticker, "session_open"]),
+            "features": dg.AssetIn(key=[ticker, "features"]),
+            "daily_model": dg.AssetIn(key=[ticker, "daily_model"]),
+        },
+        description=(
+            "At 09:30: predicted close, predictive distribution and the 0-DTE decision "
+            "(CALL / PUT / NO_TRADE with its reason); also written to predictions/{TICKER}/{date}.json."
+        ),
+    )
+    def prediction(
+        context: dg.AssetExecutionContext,
+        config: DecisionSettings,
+        mlflow: MlflowTracking,
+        store: StoreResource,
+        session_open: pl.DataFrame,
+        features: pl.DataFrame,
+        daily_model: dict[str, Any],
+    ) -> dg.Output[dict[str, Any]]:
+        day = day_of(context.partition_key)
+        model_dir = mlflow.cached_model(
+            ticker, str(daily_model["model_version"]), str(daily_model["mlflow_run_id"])
+        )
+        with timing.part("storage"):
+            model = load_model_dir(model_dir)
+            past = predictions.past_outcomes(store.store(), ticker, day)
+        with timing.part("compute"):
+            record = predictions.make_prediction(
+                ticker=ticker,
+                day=day,
+                open_price=float(session_open["open"][0]),
+                feature_row=features.filter(pl.col("date") == day),
+                model=model,
+                model_info=daily_model,
+                decision_config=config.to_config(),
+                expiries=ExpiryCalendar.from_env(),
+                past=past,
+            )
+        with timing.part("storage"):
+            s = store.store()
+            urls = predictions.publish(s, record)
+        promoted = _promote_used_version(mlflow, ticker, daily_model, day.isoformat())
+        return dg.Output(
+            record,
+            metadata={
+                "promoted_to_champion": promoted,
+                "action": record["action"],
+                "reason_code": record["decision"]["reason_code"],
+                "reason": record["reason"],
+                "gate_open": record["gate"]["open"],
+                "gate_days": record["gate"]["n"],
+                "open": record["open"],
+                "predicted_close": record["predicted_close"],
+                "p_up": record["p_up"],
+                "model_version": record["model"]["version"],
+                "json": dg.MetadataValue.url(urls[0]) if urls[0].startswith("http") else urls[0],
+                "table": urls[1],
+            },
+        )
+
+    @dg.asset(
+        key=[ticker, "prediction_outcome"],
+        group_name=ticker,
+        partitions_def=days,
+        kinds={"json"},
+        ins={
+            "prediction": dg.AssetIn(key=[ticker, "prediction"]),
+            "daily_bar": dg.AssetIn(
+                key=[ticker, "daily_bar"],
+                partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=0),
+            ),
+        },
+        description="After the close: realized close, error, direction hit and P&L, next to the naive forecast's.",
+    )
+    def prediction_outcome(
+        context: dg.AssetExecutionContext,
+        store: StoreResource,
+        prediction: dict[str, Any],
+        daily_bar: pl.DataFrame,
+    ) -> dg.Output[dict[str, Any]]:
+        day = day_of(context.partition_key)
+        bar = daily_bar.filter(pl.col("date") == day)
+        prev = daily_bar.filter(pl.col("date") == calendar.previous_trading_day(day))
+        if bar.height != 1:
+            raise dg.Failure(f"prediction_outcome {day}: no daily_bar for {day}")
+        prev_close = float(prev["close"][0]) if prev.height else None
+        with timing.part("compute"):
+            outcome = predictions.make_outcome(
+                prediction, close=float(bar["close"][0]), prev_close=prev_close
+            )
+        with timing.part("storage"):
+            predictions.publish_outcome(store.store(), outcome)
+        return dg.Output(
+            outcome,
+            metadata={
+                k: outcome[k]
+                for k in ("close", "error", "naive_error", "direction_hit", "pnl_usd", "action")
+                if outcome.get(k) is not None
+            },
+        )
+
+    return [prediction, prediction_outcome]
+
+
+def promotion_due(beats_naive: bool, champion_day: str | None, day: str) -> bool:
+    """The version used on `day` becomes champion when its study beat naive and the current
+    champion is not from a later day (re-running an old day never demotes a newer one)."""
+    return beats_naive and (champion_day is None or champion_day <= day)
+
+
+def _promote_used_version(
+    mlflow: MlflowTracking, ticker: str, daily_model: dict[str, Any], day: str
+) -> bool:
+    if not daily_model.get("beats_naive"):
+        return False
+    champion = mlflow.alias_version(ticker, "champion")
+    champion_day = None if champion is None else champion.tags.get("day", "")
+    if not promotion_due(True, champion_day, day):
+        return False
+    mlflow.set_alias(ticker, "champion", str(daily_model["model_version"]))
+    return True

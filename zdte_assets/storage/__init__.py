@@ -1,0 +1,1 @@
+"""The object store (local directory or S3) with atomic writes."""
