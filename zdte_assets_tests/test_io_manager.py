@@ -16,8 +16,8 @@ from zdte_assets.orchestration.io_manager import (
     IOManagerError,
     ZdteIOManager,
     markdown_preview,
-    object_key,
 )
+from zdte_assets.storage.keys import object_key
 from zdte_assets_tests.conftest import S3Bucket
 
 DAYS = dg.DailyPartitionsDefinition(start_date="2024-06-03", end_date="2024-06-29")

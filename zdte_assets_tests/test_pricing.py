@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from zdte_assets.features.volatility import SessionForecast
 
 from zdte_assets.core import calendar as trading_calendar
+from zdte_assets.features.volatility import SessionForecast
 from zdte_assets.trading.gate import Gate, significance_gate
 from zdte_assets.trading.pricing import (
     MINUTES_PER_SESSION,

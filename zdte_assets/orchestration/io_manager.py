@@ -18,6 +18,7 @@ import polars as pl
 from pydantic import PrivateAttr
 
 from zdte_assets.core import config, timing
+from zdte_assets.storage.keys import EXTENSIONS, object_key
 from zdte_assets.storage.store import (
     ObjectNotFound,
     Store,
@@ -27,8 +28,6 @@ from zdte_assets.storage.store import (
     store_from_url,
 )
 
-#: Extensions in the order they are looked for when loading.
-EXTENSIONS = ("parquet", "json")
 #: Column that says which partition a row of a multi-partition frame belongs to.
 DATE_COLUMN = "date"
 PREVIEW_ROWS = 5
@@ -36,12 +35,6 @@ PREVIEW_ROWS = 5
 
 class IOManagerError(ValueError):
     """A value cannot be stored or loaded as asked; the message names the asset and the URL."""
-
-
-def object_key(asset_key_path: Sequence[str], partition_key: str | None, ext: str) -> str:
-    """The storage key of one asset value: ``a/b/<partition>.<ext>`` or ``a/b.<ext>``."""
-    base = "/".join(asset_key_path)
-    return f"{base}/{partition_key}.{ext}" if partition_key is not None else f"{base}.{ext}"
 
 
 def _ext_for(obj: object) -> str:

@@ -456,8 +456,8 @@ def load_model_dir(path: Path) -> training.FittedModel:
 
 def _previous_versions(store: StoreResource, key: dg.AssetKey, week: str) -> list[dict[str, Any]]:
     """Versions stored by earlier materializations of this week (kept so old days stay reproducible)."""
-    from zdte_assets.orchestration.io_manager import object_key
     from zdte_assets.storage import store as storage
+    from zdte_assets.storage.keys import object_key
 
     k = object_key(key.path, week, "json")
     s = store.store()
