@@ -7,7 +7,6 @@ same factory with explicit settings, used by the CLI and the tests.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import dagster as dg
 
@@ -18,7 +17,7 @@ from zdte_assets.orchestration.assets.model import build_model_assets
 from zdte_assets.orchestration.assets.monitoring import build_monitoring_assets
 from zdte_assets.orchestration.assets.prediction import build_prediction_assets
 from zdte_assets.orchestration.io_manager import ZdteIOManager
-from zdte_assets.orchestration.jobs import build_jobs
+from zdte_assets.orchestration.jobs import AssetJob, build_jobs
 from zdte_assets.orchestration.partitions import (
     DEFAULT_START,
     trading_day_partitions,
@@ -48,7 +47,7 @@ def build_definitions(
     days = trading_day_partitions(start)
     weeks = trading_week_partitions(start)
     assets: list[dg.AssetsDefinition] = []
-    jobs: list[Any] = []
+    jobs: list[AssetJob] = []
     schedules: list[dg.ScheduleDefinition] = []
     sensors: list[dg.SensorDefinition] = [run_watchdog]
     for ticker in tickers:
@@ -57,7 +56,7 @@ def build_definitions(
         assets += build_model_assets(ticker, days, weeks)
         assets += build_prediction_assets(ticker, days)
         assets += build_monitoring_assets(ticker, days)
-        ticker_jobs = build_jobs(ticker, days, weeks)
+        ticker_jobs = build_jobs(ticker)
         jobs += ticker_jobs
         schedules += build_schedules(ticker)
         sensors += build_sensors(ticker, ticker_jobs)

@@ -1,9 +1,18 @@
 """Asset jobs per ticker, one per moment of the trading day (see `schedules`), plus the
-`session` job that the replay runs: every daily asset of one trading day in a single run."""
+`session` job that the replay runs: every daily asset of one trading day in a single run.
+
+This module is also the one place the names Dagster knows our definitions by are spelled: asset
+keys, job, schedule and sensor names are built here from the ticker and the slot, and nothing
+parses them back (a job's slot travels as the `zdte/slot` tag, not as a suffix of its name).
+"""
 
 from typing import Any
 
 import dagster as dg
+
+#: What `dg.define_asset_job` returns; Dagster does not export that class (it is resolved into a
+#: job when the definitions load), so it is typed loosely here.
+AssetJob = Any
 
 #: Daily assets each slot materializes, in the order the trading day needs them.
 SLOT_ASSETS: dict[str, tuple[str, ...]] = {
@@ -21,11 +30,36 @@ SESSION_ASSETS: tuple[str, ...] = (
 )
 #: Step priority by slot inside a `session` run (higher runs first among ready steps).
 SLOT_PRIORITY = {"retrain": 2, "morning": 1, "evening": 0}
+#: Every job of a ticker: the four scheduled slots and the replay's `session`.
+JOB_SLOTS: tuple[str, ...] = (*SLOT_ASSETS, "session")
+
+
+def asset_key(ticker: str, asset: str) -> dg.AssetKey:
+    """The key of one of a ticker's assets: ``<TICKER>/<asset>`` (storage follows the same path,
+    see `zdte_assets.storage.keys.asset_value_key`)."""
+    return dg.AssetKey([ticker, asset])
+
+
+def job_name(ticker: str, slot: str) -> str:
+    """The job of one slot (`JOB_SLOTS`) of a ticker."""
+    if slot not in JOB_SLOTS:
+        raise ValueError(f"job slot {slot!r}: expected one of {', '.join(JOB_SLOTS)}")
+    return f"{ticker}_{slot}"
 
 
 def job_names(ticker: str) -> dict[str, str]:
-    """Job name of each slot; the one place job names are spelled."""
-    return {slot: f"{ticker}_{slot}" for slot in (*SLOT_ASSETS, "session")}
+    """Job name of each slot of a ticker."""
+    return {slot: job_name(ticker, slot) for slot in JOB_SLOTS}
+
+
+def schedule_name(ticker: str, slot: str) -> str:
+    """The schedule that launches `slot`'s job of a ticker."""
+    return f"{job_name(ticker, slot)}_schedule"
+
+
+def sensor_name(ticker: str) -> str:
+    """The drift sensor of a ticker."""
+    return f"{ticker}_drift_sensor"
 
 
 def step_priority(asset_name: str) -> dict[str, str]:
@@ -36,46 +70,28 @@ def step_priority(asset_name: str) -> dict[str, str]:
     return {}
 
 
-def build_jobs(
-    ticker: str, days: dg.PartitionsDefinition, weeks: dg.PartitionsDefinition
-) -> list[Any]:
-    names = job_names(ticker)
+#: What each job does, as the UI shows it.
+JOB_DESCRIPTIONS: dict[str, str] = {
+    "morning": "09:30: the open, the feature row and the prediction of today.",
+    "evening": "After the close: today's bar, the outcome of the morning call and the drift report.",
+    "retrain": "The model for a trading day, trained on everything before it.",
+    "weekly": "The weekly re-optimization (also launched by the drift sensor).",
+    "session": (
+        "A whole trading day in one run (used by `zdte replay`): the day's model, the "
+        "morning prediction, then the evening bar, outcome and drift report."
+    ),
+}
 
-    def keys(*names: str) -> dg.AssetSelection:
-        return dg.AssetSelection.assets(*(dg.AssetKey([ticker, n]) for n in names))
 
+def build_jobs(ticker: str) -> list[AssetJob]:
+    """One asset job per slot; each job's partitions are those of the assets it selects (daily,
+    or weekly for `weekly`), so they are not repeated here."""
+    assets = {**SLOT_ASSETS, "session": SESSION_ASSETS}
     return [
         dg.define_asset_job(
-            names["morning"],
-            keys(*SLOT_ASSETS["morning"]),
-            partitions_def=days,
-            description="09:30: the open, the feature row and the prediction of today.",
-        ),
-        dg.define_asset_job(
-            names["evening"],
-            keys(*SLOT_ASSETS["evening"]),
-            partitions_def=days,
-            description="After the close: today's bar, the outcome of the morning call and the drift report.",
-        ),
-        dg.define_asset_job(
-            names["retrain"],
-            keys(*SLOT_ASSETS["retrain"]),
-            partitions_def=days,
-            description="The model for a trading day, trained on everything before it.",
-        ),
-        dg.define_asset_job(
-            names["weekly"],
-            keys(*SLOT_ASSETS["weekly"]),
-            partitions_def=weeks,
-            description="The weekly re-optimization (also launched by the drift sensor).",
-        ),
-        dg.define_asset_job(
-            names["session"],
-            keys(*SESSION_ASSETS),
-            partitions_def=days,
-            description=(
-                "A whole trading day in one run (used by `zdte replay`): the day's model, the "
-                "morning prediction, then the evening bar, outcome and drift report."
-            ),
-        ),
+            job_name(ticker, slot),
+            dg.AssetSelection.assets(*(asset_key(ticker, a) for a in assets[slot])),
+            description=JOB_DESCRIPTIONS[slot],
+        )
+        for slot in JOB_SLOTS
     ]

@@ -13,16 +13,24 @@ from collections.abc import Callable
 import dagster as dg
 
 from zdte_assets.core import calendar
-from zdte_assets.orchestration.jobs import job_names
+from zdte_assets.orchestration.jobs import job_name, schedule_name
 
+#: Crons in New York time; the request functions skip the days the exchange is closed.
 MORNING_CRON = "30 9 * * 1-5"
 EVENING_CRON = "30 16 * * 1-5"
 RETRAIN_CRON = "45 16 * * 1-5"
 WEEKLY_CRON = "0 18 * * 0"
+#: Sessions in a Monday-to-Friday week, counted from its Monday (Monday + 4 days = Friday).
+WEEKDAYS_AFTER_MONDAY = 4
 
 
 def _local_day(context: dg.ScheduleEvaluationContext) -> dt.date:
     return context.scheduled_execution_time.astimezone(calendar.NY).date()
+
+
+def run_key(ticker: str, slot: str, partition: dt.date) -> str:
+    """One run per ticker, slot and partition, however often a tick is evaluated."""
+    return f"{ticker}-{slot}-{partition.isoformat()}"
 
 
 def _session_request(
@@ -33,8 +41,8 @@ def _session_request(
         return dg.SkipReason(f"{day} is not an NYSE trading day")
     return [
         dg.RunRequest(
-            run_key=f"{ticker}-{slot}-{partition}",
-            job_name=job_names(ticker)[slot],
+            run_key=run_key(ticker, slot, partition),
+            job_name=job_name(ticker, slot),
             partition_key=partition.isoformat(),
             tags={"zdte/slot": slot, "zdte/ticker": ticker},
         )
@@ -63,13 +71,13 @@ def session_requests(ticker: str, day: dt.date) -> list[dg.RunRequest] | dg.Skip
 def weekly_requests(ticker: str, now: dt.date) -> list[dg.RunRequest] | dg.SkipReason:
     """Requests for the week starting the next Monday after `now` (or `now` itself on a Monday)."""
     monday = now + dt.timedelta(days=(7 - now.weekday()) % 7)
-    sessions = calendar.trading_days(monday, monday + dt.timedelta(days=4))
+    sessions = calendar.trading_days(monday, monday + dt.timedelta(days=WEEKDAYS_AFTER_MONDAY))
     if not sessions:
         return dg.SkipReason(f"week of {monday} has no trading days")
     return [
         dg.RunRequest(
-            run_key=f"{ticker}-weekly-{monday}",
-            job_name=job_names(ticker)["weekly"],
+            run_key=run_key(ticker, "weekly", monday),
+            job_name=job_name(ticker, "weekly"),
             partition_key=monday.isoformat(),
             tags={"zdte/slot": "weekly", "zdte/ticker": ticker, "zdte/trigger": "schedule"},
         )
@@ -111,14 +119,13 @@ SLOTS: dict[str, tuple[str, RequestFn, str]] = {
 
 
 def build_schedules(ticker: str) -> list[dg.ScheduleDefinition]:
-    names = job_names(ticker)
     status = default_status()
 
     def make(slot: str, cron: str, requests: RequestFn, description: str) -> dg.ScheduleDefinition:
         @dg.schedule(
-            name=f"{ticker}_{slot}_schedule",
+            name=schedule_name(ticker, slot),
             cron_schedule=cron,
-            job_name=names[slot],
+            job_name=job_name(ticker, slot),
             execution_timezone=calendar.TIMEZONE,
             default_status=status,
             description=description,
