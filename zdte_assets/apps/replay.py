@@ -307,6 +307,7 @@ def _replay(
     from zdte_assets.apps import report
     from zdte_assets.core import timing
     from zdte_assets.definitions import build_definitions
+    from zdte_assets.orchestration.jobs import asset_key
     from zdte_assets.orchestration.runner import local_instance, materialize_range
     from zdte_assets.orchestration.schedules import session_requests, weekly_requests
     from zdte_assets.orchestration.sensors import evaluate_drift
@@ -353,7 +354,7 @@ def _replay(
     prev = calendar.previous_trading_day(days[0])
     materialize_range(
         defs,
-        [f"{ticker}/daily_bar", f"{ticker}/session_open"],
+        dg.AssetSelection.assets(asset_key(ticker, "daily_bar"), asset_key(ticker, "session_open")),
         warm.isoformat(),
         prev.isoformat(),
         instance,
@@ -361,7 +362,12 @@ def _replay(
     )
     feat_start = calendar.next_trading_day(warm, LOOKBACK)
     materialize_range(
-        defs, [f"{ticker}/features"], feat_start.isoformat(), prev.isoformat(), instance, tags
+        defs,
+        dg.AssetSelection.assets(asset_key(ticker, "features")),
+        feat_start.isoformat(),
+        prev.isoformat(),
+        instance,
+        tags,
     )
     warmup_seconds = time.perf_counter() - t_warm
     parts_before = timing.snapshot()  # the parts below are those of the replayed days
@@ -369,10 +375,10 @@ def _replay(
     # The sensor starts from what the instance already holds (earlier replays are not events here).
     cursor: dict[str, Any] = {}
     for key, name in (
-        (f"{ticker}/drift_report", "drift_id"),
-        (f"{ticker}/tuned_params", "tuned_id"),
+        (asset_key(ticker, "drift_report"), "drift_id"),
+        (asset_key(ticker, "tuned_params"), "tuned_id"),
     ):
-        latest = instance.fetch_materializations(dg.AssetKey.from_user_string(key), limit=1).records
+        latest = instance.fetch_materializations(key, limit=1).records
         cursor[name] = latest[0].storage_id if latest else 0
 
     progress = _progress(opts.progress, len(days), ticker)

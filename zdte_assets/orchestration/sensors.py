@@ -20,7 +20,7 @@ import dagster as dg
 
 from zdte_assets.core import calendar
 from zdte_assets.orchestration.assets.monitoring import MONITORING_CONFIG
-from zdte_assets.orchestration.jobs import job_names
+from zdte_assets.orchestration.jobs import asset_key, job_names, sensor_name
 from zdte_assets.orchestration.schedules import default_status
 
 
@@ -53,7 +53,7 @@ def evaluate_drift(
     notes: list[str] = []
     cursor = dict(cursor)
 
-    drift_key = dg.AssetKey([ticker, "drift_report"])
+    drift_key = asset_key(ticker, "drift_report")
     after = cursor.get("drift_id")
     if after is None:
         # First tick: only the newest report counts, not the whole history.
@@ -107,7 +107,7 @@ def evaluate_drift(
             f"{day}: {','.join(fired)} fired; re-optimizing week {week} with data through {day}"
         )
 
-    tuned_key = dg.AssetKey([ticker, "tuned_params"])
+    tuned_key = asset_key(ticker, "tuned_params")
     t_after = cursor.get("tuned_id")
     if t_after is None:
         latest_t = instance.fetch_materializations(tuned_key, limit=1).records
@@ -147,7 +147,7 @@ def build_sensors(ticker: str, jobs: list[Any]) -> list[dg.SensorDefinition]:
     targets = [j for j in jobs if j.name in (names["weekly"], names["retrain"])]
 
     @dg.sensor(
-        name=f"{ticker}_drift_sensor",
+        name=sensor_name(ticker),
         jobs=targets,
         minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus(default_status().value),

@@ -10,7 +10,7 @@ import polars as pl
 from zdte_assets.core import config, timing
 from zdte_assets.features.rows import LOOKBACK
 from zdte_assets.model.lifecycle import MissingHistoryError, feature_frame
-from zdte_assets.orchestration.jobs import step_priority
+from zdte_assets.orchestration.jobs import asset_key, step_priority
 from zdte_assets.orchestration.partitions import day_of
 
 __all__ = ["MissingHistoryError", "build_feature_assets"]
@@ -20,7 +20,7 @@ def build_feature_assets(
     ticker: str, partitions: dg.PartitionsDefinition
 ) -> list[dg.AssetsDefinition]:
     @dg.asset(
-        key=[ticker, "features"],
+        key=asset_key(ticker, "features"),
         op_tags=step_priority("features"),
         group_name=ticker,
         partitions_def=partitions,
@@ -28,12 +28,12 @@ def build_feature_assets(
         kinds={"polars", "parquet"},
         ins={
             "daily_bar": dg.AssetIn(
-                key=[ticker, "daily_bar"],
+                key=asset_key(ticker, "daily_bar"),
                 partition_mapping=dg.TimeWindowPartitionMapping(
                     start_offset=-LOOKBACK, end_offset=-1
                 ),
             ),
-            "session_open": dg.AssetIn(key=[ticker, "session_open"]),
+            "session_open": dg.AssetIn(key=asset_key(ticker, "session_open")),
         },
         description=(
             f"Feature row of day t from the {LOOKBACK} sessions before t and the open of t "

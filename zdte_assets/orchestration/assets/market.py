@@ -10,7 +10,7 @@ from zdte_assets.core import calendar, config
 from zdte_assets.data.market_data import MarketDataError, MarketDataSource
 from zdte_assets.data.validation import DataValidationError
 from zdte_assets.orchestration import checks
-from zdte_assets.orchestration.jobs import step_priority
+from zdte_assets.orchestration.jobs import asset_key, step_priority
 from zdte_assets.orchestration.partitions import day_of
 from zdte_assets.orchestration.resources import MarketDataResource
 
@@ -39,7 +39,7 @@ def build_market_assets(
 ) -> list[dg.AssetsDefinition]:
     """The two market-data assets of one ticker, keyed `<TICKER>/session_open` and `<TICKER>/daily_bar`."""
 
-    bar_key = dg.AssetKey([ticker, "daily_bar"])
+    bar_key = asset_key(ticker, "daily_bar")
 
     @dg.asset(
         key=bar_key,
@@ -81,7 +81,7 @@ def build_market_assets(
         yield from checks.bar_check_results(bar_key, frame, days, config.known_splits(ticker))
 
     @dg.asset(
-        key=[ticker, "session_open"],
+        key=asset_key(ticker, "session_open"),
         op_tags=step_priority("session_open"),
         group_name=ticker,
         partitions_def=partitions,

@@ -20,8 +20,8 @@ from zdte_assets.core import calendar, config, timing
 from zdte_assets.core.config import STUDY_LOOKBACK_WEEKS
 from zdte_assets.model import lifecycle, training
 from zdte_assets.model.lifecycle import data_digest, labeled_rows, select_version
-from zdte_assets.orchestration.jobs import step_priority
-from zdte_assets.orchestration.partitions import day_of
+from zdte_assets.orchestration.jobs import asset_key, step_priority
+from zdte_assets.orchestration.partitions import day_of, weeks_of_day_and_previous
 from zdte_assets.orchestration.resources import StoreResource
 from zdte_assets.orchestration.tracking import MODEL_REQUIREMENTS, MlflowTracking
 
@@ -76,7 +76,7 @@ def _week_as_of(week_key: str, as_of: str) -> dt.date:
 def build_model_assets(
     ticker: str, days: dg.PartitionsDefinition, weeks: dg.PartitionsDefinition
 ) -> list[dg.AssetsDefinition]:
-    tuned_key = dg.AssetKey([ticker, "tuned_params"])
+    tuned_key = asset_key(ticker, "tuned_params")
 
     @dg.asset(
         key=tuned_key,
@@ -85,13 +85,13 @@ def build_model_assets(
         kinds={"optuna", "mlflow", "json"},
         ins={
             "features": dg.AssetIn(
-                key=[ticker, "features"],
+                key=asset_key(ticker, "features"),
                 partition_mapping=dg.TimeWindowPartitionMapping(
                     start_offset=-STUDY_LOOKBACK_WEEKS, end_offset=0
                 ),
             ),
             "daily_bar": dg.AssetIn(
-                key=[ticker, "daily_bar"],
+                key=asset_key(ticker, "daily_bar"),
                 partition_mapping=dg.TimeWindowPartitionMapping(
                     start_offset=-STUDY_LOOKBACK_WEEKS, end_offset=0
                 ),
@@ -246,27 +246,27 @@ def build_model_assets(
         )
 
     @dg.asset(
-        key=[ticker, "daily_model"],
+        key=asset_key(ticker, "daily_model"),
         op_tags=step_priority("daily_model"),
         group_name=ticker,
         partitions_def=days,
         kinds={"lightgbm", "mlflow", "json"},
         ins={
             "features": dg.AssetIn(
-                key=[ticker, "features"],
+                key=asset_key(ticker, "features"),
                 partition_mapping=dg.TimeWindowPartitionMapping(
                     start_offset=-MAX_TRAIN_SESSIONS, end_offset=-1
                 ),
             ),
             "daily_bar": dg.AssetIn(
-                key=[ticker, "daily_bar"],
+                key=asset_key(ticker, "daily_bar"),
                 partition_mapping=dg.TimeWindowPartitionMapping(
                     start_offset=-MAX_TRAIN_SESSIONS, end_offset=-1
                 ),
             ),
             "tuned_params": dg.AssetIn(
                 key=tuned_key,
-                partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-5, end_offset=0),
+                partition_mapping=weeks_of_day_and_previous(),
             ),
         },
         description=(

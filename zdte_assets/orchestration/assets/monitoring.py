@@ -15,6 +15,7 @@ from zdte_assets.core import timing
 from zdte_assets.model.lifecycle import MONITORING_CONFIG, build_drift_report
 from zdte_assets.monitoring import drift
 from zdte_assets.orchestration.assets.model import MAX_TRAIN_SESSIONS
+from zdte_assets.orchestration.jobs import asset_key
 from zdte_assets.orchestration.partitions import day_of
 
 __all__ = ["MONITORING_CONFIG", "build_monitoring_assets"]
@@ -53,24 +54,24 @@ def build_monitoring_assets(
     window = max(MONITORING_CONFIG.accuracy_window, MONITORING_CONFIG.recent_window)
 
     @dg.asset(
-        key=[ticker, "drift_report"],
+        key=asset_key(ticker, "drift_report"),
         group_name=ticker,
         partitions_def=days,
         kinds={"json"},
         ins={
             "features": dg.AssetIn(
-                key=[ticker, "features"],
+                key=asset_key(ticker, "features"),
                 partition_mapping=dg.TimeWindowPartitionMapping(
                     start_offset=-MAX_TRAIN_SESSIONS, end_offset=0
                 ),
             ),
             "prediction_outcome": dg.AssetIn(
-                key=[ticker, "prediction_outcome"],
+                key=asset_key(ticker, "prediction_outcome"),
                 partition_mapping=dg.TimeWindowPartitionMapping(
                     start_offset=-(window - 1), end_offset=0
                 ),
             ),
-            "daily_model": dg.AssetIn(key=[ticker, "daily_model"]),
+            "daily_model": dg.AssetIn(key=asset_key(ticker, "daily_model")),
         },
         description=(
             "After the close: feature drift (KS, PSI, Wasserstein) and target drift against the model's "

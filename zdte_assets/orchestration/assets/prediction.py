@@ -13,7 +13,7 @@ import polars as pl
 
 from zdte_assets.core import calendar, timing
 from zdte_assets.orchestration.assets.model import load_model_dir
-from zdte_assets.orchestration.jobs import step_priority
+from zdte_assets.orchestration.jobs import asset_key, step_priority
 from zdte_assets.orchestration.partitions import day_of
 from zdte_assets.orchestration.resources import StoreResource
 from zdte_assets.orchestration.tracking import MlflowTracking
@@ -63,15 +63,15 @@ def build_prediction_assets(
     ticker: str, days: dg.PartitionsDefinition
 ) -> list[dg.AssetsDefinition]:
     @dg.asset(
-        key=[ticker, "prediction"],
+        key=asset_key(ticker, "prediction"),
         op_tags=step_priority("prediction"),
         group_name=ticker,
         partitions_def=days,
         kinds={"json", "s3"},
         ins={
-            "session_open": dg.AssetIn(key=[ticker, "session_open"]),
-            "features": dg.AssetIn(key=[ticker, "features"]),
-            "daily_model": dg.AssetIn(key=[ticker, "daily_model"]),
+            "session_open": dg.AssetIn(key=asset_key(ticker, "session_open")),
+            "features": dg.AssetIn(key=asset_key(ticker, "features")),
+            "daily_model": dg.AssetIn(key=asset_key(ticker, "daily_model")),
         },
         description=(
             "At 09:30: predicted close, predictive distribution and the 0-DTE decision "
@@ -129,14 +129,14 @@ def build_prediction_assets(
         )
 
     @dg.asset(
-        key=[ticker, "prediction_outcome"],
+        key=asset_key(ticker, "prediction_outcome"),
         group_name=ticker,
         partitions_def=days,
         kinds={"json"},
         ins={
-            "prediction": dg.AssetIn(key=[ticker, "prediction"]),
+            "prediction": dg.AssetIn(key=asset_key(ticker, "prediction")),
             "daily_bar": dg.AssetIn(
-                key=[ticker, "daily_bar"],
+                key=asset_key(ticker, "daily_bar"),
                 partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=0),
             ),
         },
