@@ -15,6 +15,7 @@ from zdte_assets.core import calendar
 from zdte_assets.data.market_data import FileSource
 from zdte_assets.data.validation import DataValidationError
 from zdte_assets.definitions import build_definitions
+from zdte_assets.orchestration.jobs import asset_key
 from zdte_assets.orchestration.runner import QUIET
 
 TICKER = "TEST"
@@ -87,13 +88,15 @@ class Outcome:
     success: bool
     #: Step key -> message of the user-code exception that failed it.
     failures: dict[str, str]
+    #: Check name -> its evaluation, for the checks the run evaluated.
+    checks: dict[str, dg.AssetCheckEvaluation]
 
 
 def run_day(defs: dg.Definitions, day: dt.date, instance: dg.DagsterInstance) -> Outcome:
     """Materialize both market assets of `day` in one run, the way a daily schedule does."""
     job = dg.define_asset_job(
         "bad_bar_test",
-        selection=dg.AssetSelection.assets(*(dg.AssetKey([TICKER, a]) for a in ASSETS)),
+        selection=dg.AssetSelection.assets(*(asset_key(TICKER, a) for a in ASSETS)),
     )
     resolved = dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def(job.name)
     result = resolved.execute_in_process(
@@ -109,7 +112,8 @@ def run_day(defs: dg.Definitions, day: dt.date, instance: dg.DagsterInstance) ->
             failures[str(event.step_key)] = error.message.removeprefix(
                 "zdte_assets.data.validation.DataValidationError: "
             ).strip()
-    return Outcome(result.success, failures)
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    return Outcome(result.success, failures, checks)
 
 
 def stored(storage: Path, asset: str, day: dt.date) -> Path:
@@ -173,6 +177,31 @@ def test_a_bad_bar_fails_only_its_own_partitions(case: str, tmp_path: Path) -> N
             assert bar[column].to_list() == source_row[column].to_list(), (day, column)
         opened = pl.read_parquet(stored(storage, "session_open", day))
         assert opened["open"].to_list() == source_row["open"].to_list()
+
+
+def test_the_bar_checks_pass_on_good_bars_and_name_a_stale_one(tmp_path: Path) -> None:
+    """A well-formed file whose bar of one day repeats the day before: that day's run stores the
+    bar (nothing in it is impossible) and its `not_stale` check fails naming the day; the
+    other checks, and every check of the days around it, pass."""
+    good = good_frame()
+    stale = good.with_columns(
+        pl.when(pl.int_range(pl.len()) == BAD).then(pl.col(c).shift(1)).otherwise(pl.col(c))
+        for c in ("open", "high", "low", "close", "volume")
+    )
+    _, storage, defs = setup(tmp_path, stale)
+    instance = dg.DagsterInstance.ephemeral()
+    for day in (DAYS[BAD - 1], DAYS[BAD], DAYS[BAD + 1]):
+        outcome = run_day(defs, day, instance)
+        assert outcome.success, outcome.failures
+        assert set(outcome.checks) == {"ohlc_consistent", "overnight_gap", "not_stale"}
+        assert outcome.checks["ohlc_consistent"].passed
+        assert outcome.checks["ohlc_consistent"].metadata["checked"].value == 1
+        assert outcome.checks["overnight_gap"].passed
+        stale_check = outcome.checks["not_stale"]
+        assert stale_check.passed == (day != DAYS[BAD]), day
+        named = [day.isoformat()] if day == DAYS[BAD] else []
+        assert stale_check.metadata["repeated_days"].value == named
+        assert stored(storage, "daily_bar", day).exists()
 
 
 def test_the_bad_day_materializes_once_the_row_is_fixed(tmp_path: Path) -> None:

@@ -1,21 +1,24 @@
 """Asset checks on market data: OHLC consistency, overnight gap / split alarm, stale bars.
 
 They run inside the `daily_bar` materialization (as check specs of that asset) so that every
-partition range that is stored is also checked; the statistics come from the domain modules.
+partition range that is stored is also checked. What they find is computed by
+`zdte_assets.data.bar_checks`; here it only becomes check results, each carrying the values it
+was decided on as metadata (counts, days, the largest gap), so the UI and a test read the same
+numbers.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import dagster as dg
 import polars as pl
 
-from zdte_assets.data.adjustment import Split, classify_gaps, overnight_gaps
+from zdte_assets.data.adjustment import Split
+from zdte_assets.data.bar_checks import GAP_THRESHOLD, inspect_bars
 
-#: Overnight moves beyond this (as a fraction) raise the gap / split alarm.
-GAP_THRESHOLD = 0.2
+__all__ = ["GAP_THRESHOLD", "bar_check_results", "bar_check_specs"]
 
 
 def bar_check_specs(asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
@@ -39,59 +42,49 @@ def bar_check_specs(asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
     ]
 
 
-def _fmt_days(days: list[dt.date]) -> str:
-    return ", ".join(d.isoformat() for d in days[:10]) + (" ..." if len(days) > 10 else "")
+def _days(days: Sequence[dt.date]) -> dg.MetadataValue:
+    return dg.MetadataValue.json([d.isoformat() for d in days])
 
 
 def bar_check_results(
     asset_key: dg.AssetKey, frame: pl.DataFrame, days: list[dt.date], known: list[Split]
 ) -> Iterator[dg.AssetCheckResult]:
     """Check results for the bars of `days`; `frame` may also hold the session before them."""
-    bars = frame.filter(pl.col("date").is_in(days))
-    bad = bars.filter(
-        (pl.col("high") < pl.col("low"))
-        | (pl.col("open") > pl.col("high"))
-        | (pl.col("open") < pl.col("low"))
-        | (pl.col("close") > pl.col("high"))
-        | (pl.col("close") < pl.col("low"))
-        | (pl.min_horizontal("open", "high", "low", "close") <= 0)
-    )
+    found = inspect_bars(frame, days, known)
     yield dg.AssetCheckResult(
         asset_key=asset_key,
         check_name="ohlc_consistent",
-        passed=bad.height == 0,
-        metadata={"bad_days": _fmt_days(bad["date"].to_list()), "checked": bars.height},
+        passed=not found.inconsistent,
+        metadata={
+            "checked": found.checked,
+            "inconsistent": len(found.inconsistent),
+            "inconsistent_days": _days(found.inconsistent),
+        },
     )
-
-    gaps = overnight_gaps(frame, threshold=GAP_THRESHOLD).filter(pl.col("date").is_in(days))
-    splits, ambiguous = classify_gaps(frame, known)
-    ambiguous = [a for a in ambiguous if a.date in days]
-    split_days = {s.date for s in splits}
-    unexplained = [d for d in gaps["date"].to_list() if d not in split_days]
+    # A gap that could be a split or a crash is not a warning: features would be guessed.
     yield dg.AssetCheckResult(
         asset_key=asset_key,
         check_name="overnight_gap",
-        passed=gaps.height == 0,
-        # A gap that could be a split or a crash is not a warning: features would be guessed.
-        severity=dg.AssetCheckSeverity.ERROR if ambiguous else dg.AssetCheckSeverity.WARN,
-        description=ambiguous[0].message() if ambiguous else None,
+        passed=not found.gaps,
+        severity=dg.AssetCheckSeverity.ERROR if found.ambiguous else dg.AssetCheckSeverity.WARN,
+        description=found.ambiguous[0].message() if found.ambiguous else None,
         metadata={
-            "gap_days": _fmt_days(gaps["date"].to_list()),
-            "detected_splits": ", ".join(f"{s.date} ratio {s.ratio:g} ({s.source})" for s in splits)
-            or "none",
-            "unexplained_gaps": _fmt_days(unexplained),
-            "ambiguous_gaps": "; ".join(a.message() for a in ambiguous) or "none",
+            "threshold": GAP_THRESHOLD,
+            "largest_gap_log": found.largest_gap_log,
+            "gap_days": _days(found.gaps),
+            "detected_splits": dg.MetadataValue.json(
+                [
+                    {"date": s.date.isoformat(), "ratio": s.ratio, "source": s.source}
+                    for s in found.splits
+                ]
+            ),
+            "unexplained_gap_days": _days(found.unexplained_gaps),
+            "ambiguous_gaps": dg.MetadataValue.json([a.message() for a in found.ambiguous]),
         },
-    )
-
-    cols = ["open", "high", "low", "close", "volume"]
-    repeated = frame.filter(
-        pl.all_horizontal([pl.col(c) == pl.col(c).shift(1) for c in cols])
-        & pl.col("date").is_in(days)
     )
     yield dg.AssetCheckResult(
         asset_key=asset_key,
         check_name="not_stale",
-        passed=repeated.height == 0,
-        metadata={"repeated_days": _fmt_days(repeated["date"].to_list())},
+        passed=not found.repeated,
+        metadata={"repeated": len(found.repeated), "repeated_days": _days(found.repeated)},
     )
