@@ -4,6 +4,7 @@ partition windows that make features and models causal, and storage without pick
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from zdte_assets.core import calendar
 from zdte_assets.definitions import build_definitions
 from zdte_assets.features.rows import LOOKBACK
 from zdte_assets.model.training import MAX_TRAIN_WINDOW
+from zdte_assets.orchestration.jobs import asset_key, job_name, sensor_name
+from zdte_assets.orchestration.partitions import MAX_SESSIONS_PER_WEEK
 from zdte_assets_tests.conftest import Replayed
 
 ASSETS = (
@@ -32,10 +35,6 @@ ASSETS = (
 LATER = dt.datetime(2025, 6, 30, tzinfo=calendar.NY)
 
 
-def key(ticker: str, name: str) -> dg.AssetKey:
-    return dg.AssetKey([ticker, name])
-
-
 def upstream_keys(
     defs: dg.Definitions, child: dg.AssetKey, parent: dg.AssetKey, partition: str
 ) -> list[dt.date]:
@@ -51,10 +50,10 @@ def test_module_defs_load_with_every_asset_of_the_default_ticker() -> None:
     from zdte_assets.definitions import defs
 
     keys = set(defs.resolve_all_asset_keys())
-    assert {key("AAPL", name) for name in ASSETS} <= keys
+    assert {asset_key("AAPL", name) for name in ASSETS} <= keys
     # Jobs, schedules and the sensor resolve against the loaded assets.
-    assert defs.resolve_job_def("AAPL_morning").partitions_def is not None
-    assert defs.resolve_sensor_def("AAPL_drift_sensor").name == "AAPL_drift_sensor"
+    assert defs.resolve_job_def(job_name("AAPL", "morning")).partitions_def is not None
+    assert defs.resolve_sensor_def(sensor_name("AAPL")).name == sensor_name("AAPL")
 
 
 def test_two_tickers_from_the_environment_give_two_graphs(
@@ -65,23 +64,23 @@ def test_two_tickers_from_the_environment_give_two_graphs(
     explicit = build_definitions(tickers=["AAPL", "SPY"])
     for defs in (from_env, explicit):
         keys = set(defs.resolve_all_asset_keys())
-        assert keys == {key(t, name) for t in ("AAPL", "SPY") for name in ASSETS}
+        assert keys == {asset_key(t, name) for t in ("AAPL", "SPY") for name in ASSETS}
         for t in ("AAPL", "SPY"):
-            for job in ("morning", "evening", "retrain", "weekly"):
-                assert defs.resolve_job_def(f"{t}_{job}").name == f"{t}_{job}"
-            assert defs.resolve_sensor_def(f"{t}_drift_sensor").name == f"{t}_drift_sensor"
+            for slot in ("morning", "evening", "retrain", "weekly"):
+                assert defs.resolve_job_def(job_name(t, slot)).name == job_name(t, slot)
+            assert defs.resolve_sensor_def(sensor_name(t)).name == sensor_name(t)
         # Each ticker's features read that ticker's bars only.
-        spy_features = defs.resolve_assets_def(key("SPY", "features"))
+        spy_features = defs.resolve_assets_def(asset_key("SPY", "features"))
         assert set(spy_features.keys_by_input_name.values()) == {
-            key("SPY", "daily_bar"),
-            key("SPY", "session_open"),
+            asset_key("SPY", "daily_bar"),
+            asset_key("SPY", "session_open"),
         }
 
 
 def test_the_history_start_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     first = calendar.next_trading_day(dt.date(2024, 1, 1))
     monkeypatch.setenv("ZDTE_HISTORY_START", first.isoformat())
-    days = build_definitions().resolve_assets_def(key("AAPL", "daily_bar")).partitions_def
+    days = build_definitions().resolve_assets_def(asset_key("AAPL", "daily_bar")).partitions_def
     assert days is not None and days.get_first_partition_key() == first.isoformat()
     monkeypatch.setenv("ZDTE_HISTORY_START", "2024-13-01")
     with pytest.raises(ValueError, match=r"^ZDTE_HISTORY_START='2024-13-01': expected a date"):
@@ -90,7 +89,7 @@ def test_the_history_start_comes_from_the_environment(monkeypatch: pytest.Monkey
 
 def test_trading_day_partitions_are_exactly_the_nyse_sessions() -> None:
     defs = build_definitions(tickers=["AAPL"])
-    days = defs.resolve_job_def("AAPL_evening").partitions_def
+    days = defs.resolve_job_def(job_name("AAPL", "evening")).partitions_def
     assert days is not None
     keys = set(days.get_partition_keys(current_time=LATER))
 
@@ -109,7 +108,7 @@ def test_trading_day_partitions_are_exactly_the_nyse_sessions() -> None:
 
 def test_weekly_partitions_start_on_mondays() -> None:
     defs = build_definitions(tickers=["AAPL"])
-    weeks = defs.resolve_job_def("AAPL_weekly").partitions_def
+    weeks = defs.resolve_job_def(job_name("AAPL", "weekly")).partitions_def
     assert isinstance(weeks, dg.TimeWindowPartitionsDefinition)
     keys = weeks.get_partition_keys(current_time=LATER)
     assert len(keys) > 300
@@ -125,18 +124,20 @@ def test_weekly_partitions_start_on_mondays() -> None:
 
 def test_daily_bar_carries_its_asset_checks() -> None:
     defs = build_definitions(tickers=["AAPL"])
-    bar = defs.resolve_assets_def(key("AAPL", "daily_bar"))
+    bar = defs.resolve_assets_def(asset_key("AAPL", "daily_bar"))
     assert {k.name for k in bar.check_keys} == {"ohlc_consistent", "overnight_gap", "not_stale"}
-    assert {k.asset_key for k in bar.check_keys} == {key("AAPL", "daily_bar")}
+    assert {k.asset_key for k in bar.check_keys} == {asset_key("AAPL", "daily_bar")}
 
 
 @pytest.mark.parametrize("day", ["2024-07-05", "2024-01-02", "2024-11-04", "2024-12-26"])
 def test_features_read_exactly_the_lookback_sessions_before_their_day(day: str) -> None:
     defs = build_definitions(tickers=["AAPL"])
     t = dt.date.fromisoformat(day)
-    bars = upstream_keys(defs, key("AAPL", "features"), key("AAPL", "daily_bar"), day)
+    bars = upstream_keys(defs, asset_key("AAPL", "features"), asset_key("AAPL", "daily_bar"), day)
     assert bars == [calendar.previous_trading_day(t, n) for n in range(LOOKBACK, 0, -1)]
-    opens = upstream_keys(defs, key("AAPL", "features"), key("AAPL", "session_open"), day)
+    opens = upstream_keys(
+        defs, asset_key("AAPL", "features"), asset_key("AAPL", "session_open"), day
+    )
     assert opens == [t]
 
 
@@ -144,9 +145,9 @@ def test_features_read_exactly_the_lookback_sessions_before_their_day(day: str) 
 def test_daily_model_sees_only_partitions_before_its_day(day: str) -> None:
     defs = build_definitions(tickers=["AAPL"])
     t = dt.date.fromisoformat(day)
-    model = key("AAPL", "daily_model")
+    model = asset_key("AAPL", "daily_model")
     for parent in ("features", "daily_bar"):
-        days = upstream_keys(defs, model, key("AAPL", parent), day)
+        days = upstream_keys(defs, model, asset_key("AAPL", parent), day)
         assert days, parent
         assert max(days) < t, parent
         assert max(days) == calendar.previous_trading_day(t)
@@ -167,3 +168,22 @@ def test_replay_storage_holds_parquet_and_json_only(replayed: Replayed) -> None:
     # Every asset of the graph left objects there, models included (as registry pointers).
     stored = {p.relative_to(root).parts[1] for p in files}
     assert set(ASSETS) <= stored
+
+
+@pytest.mark.parametrize("day", ["2024-07-01", "2024-07-05", "2024-11-04", "2024-12-30"])
+def test_daily_model_reads_the_studies_of_its_week_and_the_week_before(day: str) -> None:
+    """The window is counted in sessions of the day's partitions: a week holds at most
+    MAX_SESSIONS_PER_WEEK of them, so it always reaches into the previous week (after the short
+    Christmas week, into the one before too)."""
+    defs = build_definitions(tickers=["AAPL"])
+    t = dt.date.fromisoformat(day)
+    weeks = upstream_keys(
+        defs, asset_key("AAPL", "daily_model"), asset_key("AAPL", "tuned_params"), day
+    )
+    own = calendar.week_start(t)
+    assert weeks[-1] == own
+    assert own - dt.timedelta(days=7) in weeks
+    assert all(
+        later - earlier == dt.timedelta(days=7) for earlier, later in itertools.pairwise(weeks)
+    )
+    assert weeks[0] == calendar.week_start(calendar.previous_trading_day(t, MAX_SESSIONS_PER_WEEK))

@@ -4,15 +4,16 @@ and partition keys that exist in the target job's partitions."""
 from __future__ import annotations
 
 import datetime as dt
-import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pytest
-from dagster._core.definitions.schedule_definition import ScheduleExecutionData
-from dagster._utils.schedules import cron_string_iterator
 
 from zdte_assets.core import calendar
 from zdte_assets.definitions import build_definitions
+from zdte_assets.orchestration.jobs import job_name, schedule_name
 
 DAILY = ("morning", "evening", "retrain")
 
@@ -26,22 +27,55 @@ def at(day: str, hour: int, minute: int) -> dt.datetime:
     return dt.datetime.combine(dt.date.fromisoformat(day), dt.time(hour, minute), calendar.NY)
 
 
-def tick(defs: dg.Definitions, slot: str, when: dt.datetime) -> ScheduleExecutionData:
-    schedule = defs.resolve_schedule_def(f"AAPL_{slot}_schedule")
-    context = dg.build_schedule_context(
-        scheduled_execution_time=when, repository_def=defs.get_repository_def()
-    )
-    return schedule.evaluate_tick(context)
+@dataclass(frozen=True)
+class Tick:
+    run_requests: list[dg.RunRequest]
+    skip_message: str | None
+
+
+def tick(defs: dg.Definitions, slot: str, when: dt.datetime) -> Tick:
+    """What the schedule of `slot` returns for a tick at `when`."""
+    schedule = defs.resolve_schedule_def(schedule_name("AAPL", slot))
+    result = schedule(dg.build_schedule_context(scheduled_execution_time=when))
+    if isinstance(result, dg.SkipReason):
+        return Tick([], result.skip_message)
+    assert isinstance(result, list) and all(isinstance(r, dg.RunRequest) for r in result)
+    return Tick(result, None)
+
+
+def _weekdays(field: str) -> set[int]:
+    """Cron day-of-week numbers (0 = Sunday) of a field such as ``1-5``, ``0`` or ``6,0``."""
+    days: set[int] = set()
+    for part in field.split(","):
+        low, _, high = part.partition("-")
+        days |= set(range(int(low), int(high or low) + 1))
+    return days
+
+
+def cron_ticks(
+    cron: str, timezone: str, first: dt.datetime, last: dt.datetime
+) -> Iterator[dt.datetime]:
+    """The times a cron of the form ``M H * * DOW`` fires in [first, last), in `timezone`: the
+    only form the schedules use (asserted), read from the schedule itself."""
+    minute, hour, day_of_month, month, day_of_week = cron.split()
+    assert day_of_month == month == "*", cron
+    weekdays = _weekdays(day_of_week)
+    day = first.date()
+    while day <= last.date():
+        when = dt.datetime.combine(day, dt.time(int(hour), int(minute)), ZoneInfo(timezone))
+        if day.isoweekday() % 7 in weekdays and first <= when < last:
+            yield when
+        day += dt.timedelta(days=1)
 
 
 def requested(defs: dg.Definitions, slot: str, when: dt.datetime) -> dg.RunRequest:
     """The single run a tick asks for, checked against its job's partitions."""
     data = tick(defs, slot, when)
     assert data.skip_message is None
-    assert data.run_requests is not None and len(data.run_requests) == 1
+    assert len(data.run_requests) == 1
     request = data.run_requests[0]
-    assert request.job_name == f"AAPL_{slot}"
-    partitions = defs.resolve_job_def(f"AAPL_{slot}").partitions_def
+    assert request.job_name == job_name("AAPL", slot)
+    partitions = defs.resolve_job_def(job_name("AAPL", slot)).partitions_def
     assert partitions is not None and request.partition_key is not None
     # The key exists at the moment of the tick, as the scheduler requires.
     assert request.partition_key in partitions.get_partition_keys(current_time=when)
@@ -57,9 +91,9 @@ def skipped(defs: dg.Definitions, slot: str, when: dt.datetime) -> str:
 
 def test_schedules_run_in_new_york_time(defs: dg.Definitions) -> None:
     for slot in (*DAILY, "weekly"):
-        schedule = defs.resolve_schedule_def(f"AAPL_{slot}_schedule")
+        schedule = defs.resolve_schedule_def(schedule_name("AAPL", slot))
         assert schedule.execution_timezone == "America/New_York"
-        assert schedule.job_name == f"AAPL_{slot}"
+        assert schedule.job_name == job_name("AAPL", slot)
 
 
 @pytest.mark.parametrize("slot", ["morning", "evening"])
@@ -108,17 +142,14 @@ def test_weekly_requests_the_coming_week(defs: dg.Definitions) -> None:
 def test_every_cron_tick_runs_exactly_on_sessions(
     defs: dg.Definitions, start: str, end: str
 ) -> None:
-    """Ticks as the scheduler generates them from each cron string, holidays included."""
+    """Ticks at every time each schedule's cron string names, holidays included."""
     first = at(start, 0, 0)
     last = at(end, 0, 0)
     sessions = calendar.trading_days(first.date(), last.date())
     for slot in (*DAILY, "weekly"):
-        schedule = defs.resolve_schedule_def(f"AAPL_{slot}_schedule")
-        ticks = itertools.takewhile(
-            lambda t: t < last,
-            cron_string_iterator(
-                first.timestamp(), str(schedule.cron_schedule), schedule.execution_timezone
-            ),
+        schedule = defs.resolve_schedule_def(schedule_name("AAPL", slot))
+        ticks = cron_ticks(
+            str(schedule.cron_schedule), str(schedule.execution_timezone), first, last
         )
         launched: list[dt.date] = []
         keys: list[str] = []
