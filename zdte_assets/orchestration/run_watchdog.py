@@ -15,6 +15,7 @@ run monitoring's (`start_timeout_seconds` in `dagster.yaml`).
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -31,11 +32,9 @@ def _clock_ticks() -> int:
     return os.sysconf("SC_CLK_TCK")
 
 
-def _boot_time(proc: Path = Path("/proc")) -> float:
-    for line in (proc / "stat").read_text().splitlines():
-        if line.startswith("btime "):
-            return float(line.split()[1])
-    raise OSError("no btime in /proc/stat")
+def _uptime(proc: Path = Path("/proc")) -> float:
+    """Seconds since boot, on the clock a process's start time is counted on."""
+    return float((proc / "uptime").read_text().split()[0])
 
 
 def worker_alive(pid: int, started_by: float, proc: Path = Path("/proc")) -> bool:
@@ -51,7 +50,10 @@ def worker_alive(pid: int, started_by: float, proc: Path = Path("/proc")) -> boo
     state, start_ticks = fields[0], int(fields[19])
     if state in ("Z", "X"):
         return False
-    started = _boot_time(proc) + start_ticks / _clock_ticks()
+    # The process's age on the boot clock, subtracted from now: the boot time in /proc/stat is
+    # whole seconds of the wall clock at boot, which drifts from the boot clock (by seconds on a
+    # host whose wall clock was stepped or slewed since), more than the tolerance below.
+    started = time.time() - (_uptime(proc) - start_ticks / _clock_ticks())
     return started <= started_by + 1.0
 
 
