@@ -4,6 +4,12 @@
 This module is also the one place the names Dagster knows our definitions by are spelled: asset
 keys, job, schedule and sensor names are built here from the ticker and the slot, and nothing
 parses them back (a job's slot travels as the `zdte/slot` tag, not as a suffix of its name).
+
+Dagster warns, when it resolves the `morning`, `evening` and `session` jobs, that they mix
+backfill policies: the market and feature assets compute a range of sessions in one run (so a
+history backfill of them is a few runs, not one per session and asset), while the others compute
+one session per run. A job then takes one session per run, which is what its schedule launches
+anyway; the warning stays rather than giving up either.
 """
 
 from typing import Any
