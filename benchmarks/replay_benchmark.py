@@ -59,7 +59,9 @@ def plain_loop(
     from zdte_assets.core import calendar
     from zdte_assets.data.market_data import source_from_settings
     from zdte_assets.features.rows import LOOKBACK
-    from zdte_assets.model import lifecycle, training
+    from zdte_assets.model import fitting, lifecycle, walkforward
+    from zdte_assets.model.params import ModelParams
+    from zdte_assets.model.study import run_study
     from zdte_assets.trading.expiries import ExpiryCalendar
     from zdte_assets.trading.predictions import (
         OUTCOME_SCHEMA,
@@ -116,9 +118,9 @@ def plain_loop(
                 add_version(monday, job.as_of, done[1])
             tuned = lifecycle.select_version(versions, day)
             assert tuned is not None
-            params = training.ModelParams.from_dict(tuned["params"])
+            params = ModelParams.from_dict(tuned["params"])
             rows = lifecycle.labeled_rows(features, bars, before=day)
-            model = training.train_daily(rows, params, before=day)
+            model = fitting.train_daily(rows, params, before=day)
             train_rows = rows.tail(params.train_window)
             info = {
                 "model_version": "0",
@@ -162,9 +164,7 @@ def plain_loop(
             if day in reopt_days:
                 nxt = calendar.week_start(calendar.next_trading_day(day))
                 rows = lifecycle.study_rows(features, bars, nxt, day)
-                study = training.run_study(
-                    rows, training.WalkForwardConfig(), n_trials=n_trials, seed=0
-                )
+                study = run_study(rows, walkforward.WalkForwardConfig(), n_trials=n_trials, seed=0)
                 add_version(nxt, day, study.to_dict())
     finally:
         if pool is not None:

@@ -7,7 +7,7 @@ import datetime as dt
 import numpy as np
 import polars as pl
 
-from zdte_assets.model import training
+from zdte_assets.model import study, walkforward
 from zdte_assets.orchestration.assets.model import select_version
 
 
@@ -52,13 +52,13 @@ def test_study_on_postgres_storage_is_shared_and_reproducible(pg_database: str) 
     import optuna
 
     rows = synthetic_rows()
-    cfg = training.WalkForwardConfig()
-    first = training.run_study(rows, cfg, n_trials=5, seed=1, storage=pg_database, study_name="w1")
+    cfg = walkforward.WalkForwardConfig()
+    first = study.run_study(rows, cfg, n_trials=5, seed=1, storage=pg_database, study_name="w1")
     # Another worker opens the same study by name and sees every trial.
     loaded = optuna.load_study(study_name="w1", storage=pg_database)
     assert len(loaded.trials) == 5
     assert {t.number for t in loaded.best_trials} == {t.number for t in first.pareto}
-    again = training.run_study(rows, cfg, n_trials=5, seed=1)
+    again = study.run_study(rows, cfg, n_trials=5, seed=1)
     assert again.to_dict()["chosen"]["params"] == first.to_dict()["chosen"]["params"]
 
 

@@ -30,7 +30,8 @@ import polars as pl
 from zdte_assets.core import calendar
 from zdte_assets.data.adjustment import Split
 from zdte_assets.features.rows import LOOKBACK, target_frame
-from zdte_assets.model import lifecycle, training
+from zdte_assets.model import fitting, lifecycle
+from zdte_assets.model import params as model_params
 from zdte_assets.trading.expiries import ExpiryCalendar
 from zdte_assets.trading.predictions import (
     OUTCOME_SCHEMA,
@@ -104,7 +105,7 @@ def simulate(
     bars: pl.DataFrame,
     first: int,
     *,
-    params: training.ModelParams | None = None,
+    params: model_params.ModelParams | None = None,
     config: DecisionConfig | None = None,
     ticker: str = "SPY",
     retrain_every: int = 5,
@@ -118,7 +119,7 @@ def simulate(
     listed splits (``ZDTE_SPLITS``). ``first`` must leave ``LOOKBACK`` bars plus the training
     window before it.
     """
-    params = params or training.ModelParams()
+    params = params or model_params.ModelParams()
     config = config or DecisionConfig()
     expiries = ExpiryCalendar()
     all_days = bars["date"].to_list()
@@ -133,7 +134,7 @@ def simulate(
     model = None
     for i, day in enumerate(days):
         if model is None or i % retrain_every == 0:
-            model = training.train_daily(rows, params, before=day)
+            model = fitting.train_daily(rows, params, before=day)
         info = {
             "model_version": str(i),
             "model_uri": "",
@@ -147,7 +148,7 @@ def simulate(
             ticker=ticker,
             day=day,
             open_price=float(opens[day]),
-            feature_row=rows.filter(pl.col("date") == day).drop(training.TARGET),
+            feature_row=rows.filter(pl.col("date") == day).drop(model_params.TARGET),
             model=model,
             model_info=info,
             decision_config=config,

@@ -22,7 +22,7 @@ from zdte_assets.core import calendar
 from zdte_assets.evaluation.metrics import directional_hits
 from zdte_assets.features.rows import SESSION_VOL
 from zdte_assets.features.volatility import Calibration, SessionForecast
-from zdte_assets.model.training import FittedModel
+from zdte_assets.model.fitting import FittedModel
 from zdte_assets.storage import store as storage
 from zdte_assets.trading import pricing
 from zdte_assets.trading.expiries import ExpiryCalendar

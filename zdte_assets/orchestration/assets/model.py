@@ -1,6 +1,6 @@
 """Model lifecycle assets: weekly `tuned_params` (Optuna) and daily `daily_model` (LightGBM).
 
-The heavy lifting is in `zdte_assets.model.training`; these functions choose the rows each partition may
+The heavy lifting is in `zdte_assets.model` (fitting, walkforward, study); these functions choose the rows each partition may
 see (strictly before its day), record everything in MLflow and keep the models in the registry.
 Models never travel through the IO manager: the asset value is a JSON pointer to the registry.
 """
@@ -18,15 +18,19 @@ import zdte_assets
 from zdte_assets.apps import plots
 from zdte_assets.core import calendar, config, timing
 from zdte_assets.core.config import STUDY_LOOKBACK_WEEKS
-from zdte_assets.model import lifecycle, training
+from zdte_assets.model import lifecycle
+from zdte_assets.model.fitting import FittedModel, fit_model, train_daily
 from zdte_assets.model.lifecycle import data_digest, labeled_rows, select_version
+from zdte_assets.model.params import ModelParams
+from zdte_assets.model.study import STUDY_EVALUATION_VERSION, run_study_stored
+from zdte_assets.model.walkforward import MAX_TRAIN_WINDOW, WalkForwardConfig
 from zdte_assets.orchestration.jobs import step_priority
 from zdte_assets.orchestration.partitions import day_of
 from zdte_assets.orchestration.resources import StoreResource
 from zdte_assets.orchestration.tracking import MODEL_REQUIREMENTS, MlflowTracking
 
 #: Sessions of history a daily retrain may draw from (the largest train_window in the search space).
-MAX_TRAIN_SESSIONS = training.MAX_TRAIN_WINDOW
+MAX_TRAIN_SESSIONS = MAX_TRAIN_WINDOW
 
 
 class TunedParamsConfig(dg.Config):
@@ -116,7 +120,7 @@ def build_model_assets(
         with timing.part("compute"):
             rows = lifecycle.study_rows(features, daily_bar, day_of(week), as_of)
             digest = data_digest(rows)
-        cfg = training.WalkForwardConfig(
+        cfg = WalkForwardConfig(
             train_days=config.train_days, test_days=config.test_days, n_windows=config.n_windows
         )
         study_name = lifecycle.study_name(ticker, day_of(week), as_of)
@@ -129,7 +133,7 @@ def build_model_assets(
             "n_trials": config.n_trials,
             "seed": config.seed,
             **cfg.to_dict(),
-            "evaluation": training.STUDY_EVALUATION_VERSION,
+            "evaluation": STUDY_EVALUATION_VERSION,
             "code_version": zdte_assets.__version__,
         }
         same = next(
@@ -153,7 +157,7 @@ def build_model_assets(
             ticker, f"study {week} as of {as_of}", _run_tags(context, ticker, digest)
         ) as (run_id, log):
             with timing.part("studies"):
-                result = training.run_study_stored(
+                result = run_study_stored(
                     rows,
                     cfg,
                     n_trials=config.n_trials,
@@ -208,8 +212,8 @@ def build_model_assets(
                         log.artifact("predicted_vs_actual.png"),
                         "chosen trial, validation windows",
                     )
-                chosen_params = training.ModelParams.from_dict(chosen["params"])
-                model = training.fit_model(rows.tail(chosen_params.train_window), chosen_params)
+                chosen_params = ModelParams.from_dict(chosen["params"])
+                model = fit_model(rows.tail(chosen_params.train_window), chosen_params)
                 names, gains = model.importance()
                 plots.feature_importance(names, gains, log.artifact("feature_importance.png"))
             mlflow.log_dataset(run_id, rows, f"{ticker}-study-{week}", digest)
@@ -289,7 +293,7 @@ def build_model_assets(
                 f"daily_model {day}: no tuned_params version with data before {day}; "
                 "materialize the tuned_params of this or the previous week first"
             )
-        params = training.ModelParams.from_dict(tuned["params"])
+        params = ModelParams.from_dict(tuned["params"])
         with timing.part("compute"):
             rows = labeled_rows(features, daily_bar, before=day)
             # Every row the model and its calibration see: the key of an identical retrain.
@@ -361,10 +365,10 @@ def _train_and_register(
     ticker: str,
     day: dt.date,
     rows: pl.DataFrame,
-    params: training.ModelParams,
+    params: ModelParams,
     tuned: dict[str, Any],
     key: dict[str, str],
-) -> tuple[training.FittedModel, str, str]:
+) -> tuple[FittedModel, str, str]:
     """Fit the day's model in an MLflow run and register it with `key` as version tags.
 
     The run's digest and dataset name the training rows (provenance); the version's
@@ -374,7 +378,7 @@ def _train_and_register(
     digest = data_digest(train_rows)
     with mlflow.run(ticker, f"model {day}", _run_tags(context, ticker, digest)) as (run_id, log):
         with timing.part("training"):
-            model = training.train_daily(rows, params, before=day)
+            model = train_daily(rows, params, before=day)
         log.params.update({k: v for k, v in params.to_dict().items()})
         log.params.update(
             {
@@ -442,7 +446,7 @@ def _tuned_output(
     )
 
 
-def save_mlflow_model(model: training.FittedModel, path: Path) -> None:
+def save_mlflow_model(model: FittedModel, path: Path) -> None:
     """An MLflow lightgbm-flavour directory plus zdte's JSON metadata; explicit requirements keep it fast."""
     import mlflow.lightgbm
 
@@ -450,8 +454,8 @@ def save_mlflow_model(model: training.FittedModel, path: Path) -> None:
     model.to_dir(path / "zdte")
 
 
-def load_model_dir(path: Path) -> training.FittedModel:
-    return training.FittedModel.from_dir(path / "zdte")
+def load_model_dir(path: Path) -> FittedModel:
+    return FittedModel.from_dir(path / "zdte")
 
 
 def _previous_versions(store: StoreResource, key: dg.AssetKey, week: str) -> list[dict[str, Any]]:
