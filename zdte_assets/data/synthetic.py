@@ -28,6 +28,7 @@ import numpy as np
 import polars as pl
 
 from zdte_assets.core import calendar
+from zdte_assets.core.records import ModelPointer
 from zdte_assets.data.adjustment import Split
 from zdte_assets.features.rows import LOOKBACK, target_frame
 from zdte_assets.model import fitting, lifecycle
@@ -135,15 +136,22 @@ def simulate(
     for i, day in enumerate(days):
         if model is None or i % retrain_every == 0:
             model = fitting.train_daily(rows, params, before=day)
-        info = {
-            "model_version": str(i),
-            "model_uri": "",
-            "mlflow_run_id": "",
-            "tuned_run_id": "",
-            "tuned_as_of": "",
-            "train_last": "",
-            "beats_naive": False,
-        }
+        info = ModelPointer(
+            ticker=ticker,
+            day=day,
+            model_version=str(i),
+            model_uri="",
+            mlflow_run_id="",
+            tuned_as_of=None,
+            tuned_run_id="",
+            beats_naive=False,
+            params=params.to_dict(),
+            features=model.features,
+            sigma=model.sigma,
+            shrinkage=model.shrinkage,
+            train_first=dt.date.fromisoformat(model.diagnostics["train_start"]),
+            train_last=dt.date.fromisoformat(model.diagnostics["train_end"]),
+        )
         record = make_prediction(
             ticker=ticker,
             day=day,

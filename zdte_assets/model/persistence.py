@@ -68,7 +68,9 @@ def load_model_dir(path: str | os.PathLike[str]) -> FittedModel:
     )
 
 
-def install_dir(dest: Path, fill: Callable[[Path], None], complete: Callable[[Path], bool]) -> Path:
+def install_dir(
+    dest: Path, fill: Callable[[Path], object], complete: Callable[[Path], bool]
+) -> Path:
     """Make ``dest`` a directory that ``fill`` wrote in full, safely against concurrent callers.
 
     ``fill`` writes into a fresh temporary sibling which is then renamed onto ``dest``; a rename
