@@ -106,6 +106,18 @@ def check_dataset_input(run: Any, digest: str) -> None:
 # --- MLflow runs --------------------------------------------------------------------------------
 
 
+def test_the_weeks_value_lists_its_version_objects(
+    replayed: Replayed, study_version: dict[str, Any]
+) -> None:
+    """Each version is its own object; the `tuned_params` value is the week's list of them."""
+    from zdte_assets.model import versions
+
+    stored = versions.week_versions(storage.store_from_url(replayed.storage), TICKER, WEEK)
+    assert [v.model_dump(mode="json") for v in stored] == [study_version]
+    key = versions.version_key(TICKER, WEEK, EVE)
+    assert storage.store_from_url(replayed.storage).exists(key)
+
+
 def test_experiment_holds_study_and_model_runs(
     client: MlflowClient, models: dict[dt.date, dict[str, Any]], study_version: dict[str, Any]
 ) -> None:

@@ -302,3 +302,24 @@ def test_study_on_postgres_storage_is_shared_and_reproducible(pg_database: str) 
     assert {t.number for t in loaded.best_trials} == {t.number for t in first.pareto}
     again = study.run_study(rows, cfg, n_trials=5, seed=1)
     assert again.to_dict()["chosen"]["params"] == first.to_dict()["chosen"]["params"]
+
+
+def test_optuna_storage_is_the_configured_url_or_sqlite_in_the_data_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from zdte_assets.core.config import optuna_storage
+
+    monkeypatch.setenv("ZDTE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ZDTE_OPTUNA_STORAGE", "  ")
+    assert optuna_storage() == f"sqlite:///{tmp_path / 'home' / 'optuna.db'}"
+    assert (tmp_path / "home").is_dir()
+    monkeypatch.setenv("ZDTE_OPTUNA_STORAGE", " postgresql://db/optuna ")
+    assert optuna_storage() == "postgresql://db/optuna"
+
+
+def test_an_incomplete_cache_entry_is_replaced_by_a_whole_one(tmp_path: Path) -> None:
+    dest = tmp_path / "cache" / "1-run"
+    (dest / "model").mkdir(parents=True)
+    (dest / "model" / "part-0").write_text("half")
+    install_dir(dest, lambda tmp: _fill_slowly(tmp, 1), lambda e: (e / "model" / "zdte").exists())
+    assert {f.read_text() for f in (dest / "model").iterdir()} == {"1"}

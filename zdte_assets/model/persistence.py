@@ -81,6 +81,10 @@ def install_dir(
     """
     if complete(dest):
         return dest
+    if dest.exists() and not complete(dest):
+        # Only a copy written in place (before entries were installed by rename) can be
+        # incomplete; it would block every rename, so it goes.
+        shutil.rmtree(dest, ignore_errors=True)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
     try:
