@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from zdte_assets.core.records import (
     ModelPointer,
@@ -31,9 +31,11 @@ from zdte_assets.core.records import (
     TunedVersion,
     TunedWeek,
 )
-from zdte_assets.model.study import StudyResult
 from zdte_assets.storage.keys import asset_value_key, object_key
 from zdte_assets.storage.store import Store, read_json, write_json
+
+if TYPE_CHECKING:  # the study stack (Optuna) is not needed to read or select versions
+    from zdte_assets.model.study import StudyResult
 
 #: Where the one-object-per-version layout lives, next to the `tuned_params` asset values.
 VERSIONS_ASSET = "tuned_versions"
