@@ -28,6 +28,17 @@ from typing import Any
 import polars as pl
 
 
+@dataclass(frozen=True)
+class PlainVersion:
+    """What the plain loop keeps of a study: the fields a day's model and its pointer use."""
+
+    week: str
+    as_of: dt.date
+    params: dict[str, Any]
+    beats_naive: bool
+    validation_errors: tuple[float, ...]
+
+
 @dataclass
 class PlainResult:
     """What the plain loop computed: one prediction record per day, and its wall time."""
@@ -57,9 +68,13 @@ def plain_loop(
     from zdte_assets.apps.replay import ReplayOptions, plan_range
     from zdte_assets.apps.study_prefetch import StudyJob, run_job
     from zdte_assets.core import calendar
+    from zdte_assets.core.records import ModelPointer
     from zdte_assets.data.market_data import source_from_settings
     from zdte_assets.features.rows import LOOKBACK
-    from zdte_assets.model import lifecycle, training
+    from zdte_assets.model import fitting, lifecycle, walkforward
+    from zdte_assets.model.params import ModelParams
+    from zdte_assets.model.study import run_study
+    from zdte_assets.model.versions import select_version
     from zdte_assets.trading.expiries import ExpiryCalendar
     from zdte_assets.trading.predictions import (
         OUTCOME_SCHEMA,
@@ -85,7 +100,7 @@ def plain_loop(
     jobs = [StudyJob(source_kind, source_path, ticker, m, feat_start, n_trials, 0) for m in mondays]
     pool = ProcessPoolExecutor(1, multiprocessing.get_context("spawn")) if parallel else None
     pending = {j.monday: pool.submit(run_job, j) for j in jobs} if pool else {}
-    versions: list[dict[str, Any]] = []
+    versions: list[PlainVersion] = []
     outcomes: dict[str, dict[str, Any]] = {}
     out = PlainResult(seconds=0.0)
 
@@ -93,16 +108,16 @@ def plain_loop(
         chosen = result["chosen"]
         wins = result.get("validation", {})
         versions.append(
-            {
-                "week": monday.isoformat(),
-                "as_of": as_of.isoformat(),
-                "params": chosen["params"],
-                "beats_naive": result["beats_naive"],
-                "validation_errors": [
+            PlainVersion(
+                week=monday.isoformat(),
+                as_of=as_of,
+                params=chosen["params"],
+                beats_naive=bool(result["beats_naive"]),
+                validation_errors=tuple(
                     a - p
                     for a, p in zip(wins.get("actual", []), wins.get("predicted", []), strict=True)
-                ],
-            }
+                ),
+            )
         )
         out.studies += 1
 
@@ -114,24 +129,30 @@ def plain_loop(
                 job = next(j for j in jobs if j.monday == monday)
                 done = pending.pop(monday).result() if pool else run_job(job)
                 add_version(monday, job.as_of, done[1])
-            tuned = lifecycle.select_version(versions, day)
+            tuned = select_version(versions, day)
             assert tuned is not None
-            params = training.ModelParams.from_dict(tuned["params"])
+            params = ModelParams.from_dict(tuned.params)
             rows = lifecycle.labeled_rows(features, bars, before=day)
-            model = training.train_daily(rows, params, before=day)
+            model = fitting.train_daily(rows, params, before=day)
             train_rows = rows.tail(params.train_window)
-            info = {
-                "model_version": "0",
-                "model_uri": "",
-                "mlflow_run_id": "",
-                "tuned_run_id": "",
-                "tuned_as_of": tuned["as_of"],
-                "train_first": str(train_rows["date"][0]),
-                "train_last": str(train_rows["date"][-1]),
-                "beats_naive": bool(tuned["beats_naive"]),
-                "reference_errors": tuned["validation_errors"],
-                "reference_returns": train_rows["target"].to_list(),
-            }
+            info = ModelPointer(
+                ticker=ticker,
+                day=day,
+                model_version="0",
+                model_uri="",
+                mlflow_run_id="",
+                tuned_as_of=tuned.as_of,
+                tuned_run_id="",
+                beats_naive=tuned.beats_naive,
+                params=params.to_dict(),
+                features=model.features,
+                sigma=model.sigma,
+                shrinkage=model.shrinkage,
+                train_first=train_rows["date"][0],
+                train_last=train_rows["date"][-1],
+                reference_errors=tuned.validation_errors,
+                reference_returns=tuple(train_rows["target"].to_list()),
+            )
             features = pl.concat(
                 [features, lifecycle.feature_frame(bars, opens, [day])], how="vertical_relaxed"
             )
@@ -162,9 +183,7 @@ def plain_loop(
             if day in reopt_days:
                 nxt = calendar.week_start(calendar.next_trading_day(day))
                 rows = lifecycle.study_rows(features, bars, nxt, day)
-                study = training.run_study(
-                    rows, training.WalkForwardConfig(), n_trials=n_trials, seed=0
-                )
+                study = run_study(rows, walkforward.WalkForwardConfig(), n_trials=n_trials, seed=0)
                 add_version(nxt, day, study.to_dict())
     finally:
         if pool is not None:

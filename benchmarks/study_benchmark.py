@@ -21,7 +21,7 @@ import polars as pl
 from zdte_assets.core.config import STUDY_LOOKBACK_WEEKS
 from zdte_assets.data.market_data import SampleSource
 from zdte_assets.features.rows import training_frame
-from zdte_assets.model import training
+from zdte_assets.model import study, walkforward
 
 
 def main() -> None:
@@ -37,8 +37,8 @@ def main() -> None:
     chosen: set[str] = set()
     for _ in range(args.repeat):
         t0 = time.perf_counter()
-        result = training.run_study(
-            rows, training.WalkForwardConfig(), n_trials=args.trials, seed=0
+        result = study.run_study(
+            rows, walkforward.WalkForwardConfig(), n_trials=args.trials, seed=0
         )
         times.append(time.perf_counter() - t0)
         chosen.add(json.dumps(result.to_dict()["chosen"], sort_keys=True))

@@ -15,7 +15,7 @@ import pytest
 from zdte_assets.core import calendar
 from zdte_assets.definitions import build_definitions
 from zdte_assets.features.rows import LOOKBACK
-from zdte_assets.model.training import MAX_TRAIN_WINDOW
+from zdte_assets.model.walkforward import MAX_TRAIN_WINDOW
 from zdte_assets.orchestration.jobs import asset_key, job_name, sensor_name
 from zdte_assets.orchestration.partitions import MAX_SESSIONS_PER_WEEK
 from zdte_assets_tests.conftest import Replayed

@@ -17,7 +17,8 @@ import pytest
 from mlflow import MlflowClient
 
 import zdte_assets
-from zdte_assets.model import training
+from zdte_assets.model import fitting
+from zdte_assets.model.params import ModelParams
 from zdte_assets.orchestration.runner import QUIET, local_instance
 from zdte_assets.orchestration.tracking import MlflowTracking, TrackingError
 from zdte_assets.storage import store as storage
@@ -103,6 +104,18 @@ def check_dataset_input(run: Any, digest: str) -> None:
 
 
 # --- MLflow runs --------------------------------------------------------------------------------
+
+
+def test_the_weeks_value_lists_its_version_objects(
+    replayed: Replayed, study_version: dict[str, Any]
+) -> None:
+    """Each version is its own object; the `tuned_params` value is the week's list of them."""
+    from zdte_assets.model import versions
+
+    stored = versions.week_versions(storage.store_from_url(replayed.storage), TICKER, WEEK)
+    assert [v.model_dump(mode="json") for v in stored] == [study_version]
+    key = versions.version_key(TICKER, WEEK, EVE)
+    assert storage.store_from_url(replayed.storage).exists(key)
 
 
 def test_experiment_holds_study_and_model_runs(
@@ -229,7 +242,7 @@ def test_each_prediction_comes_from_its_days_registered_model(
         dest = tmp_path / day.isoformat()
         dest.mkdir()
         model_dir = Path(client.download_artifacts(value["mlflow_run_id"], "model", str(dest)))
-        model = training.FittedModel.from_dir(model_dir / "zdte")
+        model = fitting.FittedModel.from_dir(model_dir / "zdte")
         assert model.predict(feature_row(replayed, day))[0] == record["predicted_return"]
         assert model.sigma == value["sigma"]
         assert model.calibration.factor == record["distribution"]["calibration_factor"]
@@ -241,12 +254,12 @@ def test_retraining_on_the_same_rows_is_deterministic(
     records: dict[dt.date, dict[str, Any]],
 ) -> None:
     day = dt.date(2024, 11, 7)
-    params = training.ModelParams.from_dict(models[day]["params"])
+    params = ModelParams.from_dict(models[day]["params"])
     # The stored rows of later days are passed too: `before=day` must cut them off.
     rows = training_rows(replayed, day + dt.timedelta(days=30))
     assert rows["date"].to_list()[-2:] == [day, dt.date.fromisoformat(REPLAY_END)]
-    first = training.train_daily(rows, params, before=day)
-    second = training.train_daily(rows.clone(), params, before=day)
+    first = fitting.train_daily(rows, params, before=day)
+    second = fitting.train_daily(rows.clone(), params, before=day)
     row = feature_row(replayed, day)
     assert first.booster.model_to_string() == second.booster.model_to_string()
     assert first.predict(row)[0] == second.predict(row)[0]

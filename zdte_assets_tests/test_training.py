@@ -22,24 +22,28 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from zdte_assets.model import training
-from zdte_assets.model.training import (
-    FittedModel,
+from zdte_assets.model import fitting, persistence, scoring, walkforward
+from zdte_assets.model.distribution import predictive_distribution
+from zdte_assets.model.fitting import FittedModel, fit_model, train_daily
+from zdte_assets.model.params import (
+    MIN_TRAIN_ROWS,
     InsufficientHistoryError,
     ModelParams,
+    candidate_columns,
+    rows_before,
+)
+from zdte_assets.model.scoring import ABSTAIN_ACCURACY
+from zdte_assets.model.scoring import objective_accuracy as directional_accuracy
+from zdte_assets.model.study import (
     StudyResult,
     TrialSummary,
-    WalkForwardConfig,
-    candidate_columns,
     choose_trial,
-    directional_accuracy,
-    evaluate_walk_forward,
-    fit_model,
-    predictive_distribution,
-    rows_before,
     run_study,
+)
+from zdte_assets.model.walkforward import (
+    WalkForwardConfig,
+    evaluate_walk_forward,
     study_train_window_range,
-    train_daily,
     walk_forward_windows,
 )
 
@@ -169,7 +173,7 @@ def test_the_study_scores_direction_like_everything_else() -> None:
     assert directional_accuracy(pred, actual) == pytest.approx(1 / 3)
     assert directional_accuracy(pred, actual) == evaluation.directional_accuracy(actual, pred)
     # Only a forecast that never calls needs a number: a coin.
-    assert directional_accuracy(np.zeros(5), actual) == 0.5
+    assert directional_accuracy(np.zeros(5), actual) == ABSTAIN_ACCURACY
 
 
 # --------------------------------------------------------------------------- fit_model
@@ -180,7 +184,7 @@ def test_fit_model_rejects_bad_training_frames() -> None:
     with pytest.raises(ValueError, match="constant"):
         fit_model(frame.with_columns(target=pl.lit(0.001)), ModelParams())
     with pytest.raises(ValueError, match="at least"):
-        fit_model(frame.head(training.MIN_TRAIN_ROWS - 1), ModelParams())
+        fit_model(frame.head(MIN_TRAIN_ROWS - 1), ModelParams())
     with pytest.raises(ValueError, match="sorted"):
         fit_model(frame.reverse(), ModelParams())
     with pytest.raises(ValueError, match="target"):
@@ -234,7 +238,7 @@ def test_strong_signal_is_kept_and_beats_naive_out_of_sample() -> None:
     assert "gap" in model.features
     test = frame.tail(20)
     actual = test.get_column("target").to_numpy()
-    assert training.rmse(model.predict(test), actual) < training.rmse(np.zeros(20), actual)
+    assert scoring.rmse(model.predict(test), actual) < scoring.rmse(np.zeros(20), actual)
 
 
 def test_sigma_is_out_of_sample_and_floored_by_target_spread() -> None:
@@ -242,7 +246,7 @@ def test_sigma_is_out_of_sample_and_floored_by_target_spread() -> None:
         frame = make_frame(60, seed=30, signal=signal)
         model = fit_model(frame, ModelParams())
         spread = mad_spread(frame.get_column("target").to_numpy())
-        assert model.sigma >= spread * training.SIGMA_FLOOR_FRACTION - 1e-15
+        assert model.sigma >= spread * fitting.SIGMA_FLOOR_FRACTION - 1e-15
         assert model.sigma >= model.diagnostics["sigma_oos"]
     # With a strong signal the out-of-sample residuals are tighter than the floor.
     assert model.diagnostics["sigma_oos"] < model.sigma
@@ -258,7 +262,7 @@ def test_selection_only_ever_sees_each_window_training_rows(
     frame = make_frame(100, seed=4)
     cfg = WalkForwardConfig()
     log: list[tuple[str, set[dt.date]]] = []
-    real_select, real_fit = training._select_columns, training.fit_model
+    real_select, real_fit = fitting._select_columns, walkforward.fit_model
     # Selection works on a matrix built once per fit; its rows are told apart by their targets
     # (continuous, so unique), which name the dates the selection saw.
     date_of = dict(zip(frame["target"].to_list(), frame["date"].to_list(), strict=True))
@@ -273,8 +277,8 @@ def test_selection_only_ever_sees_each_window_training_rows(
         log.append(("fit", set(train.get_column("date").to_list())))
         return real_fit(train, params)
 
-    monkeypatch.setattr(training, "_select_columns", spy_select)
-    monkeypatch.setattr(training, "fit_model", spy_fit)
+    monkeypatch.setattr(fitting, "_select_columns", spy_select)
+    monkeypatch.setattr(walkforward, "fit_model", spy_fit)
     evaluate_walk_forward(frame, cfg, ModelParams(n_features=3, train_window=train_window))
 
     dates = frame.get_column("date").to_list()
@@ -380,11 +384,11 @@ def test_model_directory_round_trip_without_pickle(tmp_path: Path) -> None:
         model.params,
     )
     names = {p.name for p in out.rglob("*")}
-    assert names == {training.BOOSTER_FILE, training.METADATA_FILE}
+    assert names == {persistence.BOOSTER_FILE, persistence.METADATA_FILE}
     assert not list(tmp_path.rglob("*.pkl"))
-    meta = json.loads((out / training.METADATA_FILE).read_text())
+    meta = json.loads((out / persistence.METADATA_FILE).read_text())
     meta["format"] = 999
-    (out / training.METADATA_FILE).write_text(json.dumps(meta))
+    (out / persistence.METADATA_FILE).write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="format"):
         FittedModel.from_dir(out)
 
@@ -522,7 +526,7 @@ def test_default_study_finds_a_real_signal_quickly() -> None:
     pred = np.concatenate([w.predicted for w in result.windows])
     actual = np.concatenate([w.actual for w in result.windows])
     assert np.array_equal(actual, y_val)
-    assert training.rmse(pred, actual) == pytest.approx(result.chosen.rmse)
+    assert scoring.rmse(pred, actual) == pytest.approx(result.chosen.rmse)
     assert directional_accuracy(pred, actual) == pytest.approx(result.chosen.accuracy)
 
     payload = json.loads(json.dumps(result.to_dict()))
@@ -560,11 +564,11 @@ def test_explicit_train_window_range_is_capped_by_rows_available(tmp_path: Path)
 def test_default_train_window_range_follows_train_days_and_rows_available() -> None:
     cfg = WalkForwardConfig()
     test_rows = cfg.n_windows * cfg.test_days
-    roomy = training.MAX_TRAIN_WINDOW + test_rows + 50
-    assert study_train_window_range(roomy, cfg) == (cfg.train_days, training.MAX_TRAIN_WINDOW)
+    roomy = walkforward.MAX_TRAIN_WINDOW + test_rows + 50
+    assert study_train_window_range(roomy, cfg) == (cfg.train_days, walkforward.MAX_TRAIN_WINDOW)
     assert study_train_window_range(cfg.rows_needed, cfg) == (cfg.train_days, cfg.train_days)
     # 35 rows before the first test window: the cap falls between grid points and rounds down.
-    step = training.TRAIN_WINDOW_STEP
+    step = walkforward.TRAIN_WINDOW_STEP
     lo, hi = study_train_window_range(cfg.rows_needed + 3 * step + 5, cfg)
     assert (lo, hi) == (cfg.train_days, cfg.train_days + 3 * step)
     wide = WalkForwardConfig(train_days=40)
@@ -597,13 +601,13 @@ def test_every_trial_trains_each_window_on_its_own_train_window(
     frame = make_frame(160, seed=22)
     cfg = WalkForwardConfig()
     seen: list[list[dt.date]] = []
-    real_fit = training.fit_model
+    real_fit = walkforward.fit_model
 
     def spy_fit(train: pl.DataFrame, params: ModelParams) -> FittedModel:
         seen.append(train.get_column("date").to_list())
         return real_fit(train, params)
 
-    monkeypatch.setattr(training, "fit_model", spy_fit)
+    monkeypatch.setattr(walkforward, "fit_model", spy_fit)
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     n_trials = 6
     run_study(frame, cfg, n_trials=n_trials, storage=url, study_name="spy")
@@ -642,7 +646,7 @@ def test_study_silences_optuna_trial_logging() -> None:
 
 def test_storing_a_study_snapshot_prints_no_optuna_info(tmp_path: Path) -> None:
     """The replay stores the worker's studies before it runs any of its own: no INFO line."""
-    from zdte_assets.model.training import compute_study_snapshot
+    from zdte_assets.model.study import compute_study_snapshot
 
     _, snapshot = compute_study_snapshot(make_frame(70, seed=25), WalkForwardConfig(), 1, 0, "w")
     optuna.logging.set_verbosity(optuna.logging.INFO)
@@ -672,7 +676,7 @@ def test_shared_storage_is_created_once_and_refuses_other_data(tmp_path: Path) -
 
 
 def test_stored_study_is_computed_once_reused_and_partial_ones_replaced(tmp_path: Path) -> None:
-    from zdte_assets.model.training import run_study_stored
+    from zdte_assets.model.study import run_study_stored
 
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     frame = make_frame(70, seed=15)

@@ -26,7 +26,7 @@ KNOWN_ERRORS = frozenset(
         "zdte_assets.apps.cli.UsageError",
         "zdte_assets.apps.replay.ReplayError",
         "zdte_assets.orchestration.tracking.TrackingError",
-        "zdte_assets.model.training.InsufficientHistoryError",
+        "zdte_assets.model.params.InsufficientHistoryError",
         "zdte_assets.data.validation.DataValidationError",
         "zdte_assets.data.market_data.MarketDataError",
         "zdte_assets.model.lifecycle.MissingHistoryError",

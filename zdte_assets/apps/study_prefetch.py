@@ -5,7 +5,7 @@ replay, which knows every bar in advance, can compute it while the first core is
 the week before. The worker derives the rows from the source with the same domain functions the
 assets use (`zdte_assets.model.lifecycle`) and hands the finished study back; the replay stores it in
 the configured Optuna storage under the name the `tuned_params` asset uses (only the main
-process ever writes that storage). When that asset runs, `training.run_study_stored` finds a
+process ever writes that storage). When that asset runs, `study.run_study_stored` finds a
 finished study whose data fingerprint equals the fingerprint of the rows the asset itself loaded,
 and reuses it; if anything differs (other rows, other settings), the fingerprint differs and the
 asset computes the study itself. Causality therefore never depends on this module: it can only
@@ -25,7 +25,7 @@ import polars as pl
 from zdte_assets.core import calendar, config
 from zdte_assets.data.market_data import source_from_settings
 from zdte_assets.features.rows import LOOKBACK
-from zdte_assets.model import lifecycle, training
+from zdte_assets.model import lifecycle, study, walkforward
 
 
 @dataclass(frozen=True)
@@ -72,13 +72,13 @@ def study_rows_from_source(job: StudyJob) -> pl.DataFrame:
     return lifecycle.study_rows(features, bars, job.monday, job.as_of)
 
 
-def run_job(job: StudyJob) -> tuple[float, dict[str, Any], training.StudySnapshot]:
+def run_job(job: StudyJob) -> tuple[float, dict[str, Any], study.StudySnapshot]:
     """Compute `job`'s study in memory (run in the worker process): the seconds it took, the
     result as `StudyResult.to_dict()`, and the study for the main process to store."""
     start = time.perf_counter()
     rows = study_rows_from_source(job)
-    result, snapshot = training.compute_study_snapshot(
-        rows, training.WalkForwardConfig(), job.n_trials, job.seed, job.study_name
+    result, snapshot = study.compute_study_snapshot(
+        rows, walkforward.WalkForwardConfig(), job.n_trials, job.seed, job.study_name
     )
     return time.perf_counter() - start, result.to_dict(), snapshot
 

@@ -104,3 +104,13 @@ def source_settings() -> SourceSettings:
     kind = os.environ.get("ZDTE_SOURCE", "sample").strip().lower() or "sample"
     path = os.environ.get("ZDTE_SOURCE_PATH", "").strip() or None
     return SourceSettings(kind=kind, path=path)
+
+
+def optuna_storage() -> str:
+    """Where weekly studies are kept: ``ZDTE_OPTUNA_STORAGE`` (e.g. ``postgresql://...``) or a
+    SQLite file in the data directory (created on first use)."""
+    url = os.environ.get("ZDTE_OPTUNA_STORAGE", "").strip()
+    if url:
+        return url
+    zdte_home().mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{zdte_home() / 'optuna.db'}"

@@ -8,6 +8,8 @@ Each section below belongs to one part of the domain; keep the sections apart.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from pydantic import BaseModel, ConfigDict
 
 
@@ -18,6 +20,97 @@ class Record(BaseModel):
 
 
 # --- model: tuned versions and the model pointer -------------------------------------------------
+
+
+class ParetoTrial(Record):
+    """One Pareto trial of a weekly study: its number, parameters and pooled objectives."""
+
+    number: int
+    params: dict[str, int | float]
+    rmse: float
+    accuracy: float
+
+
+class StudySettings(Record):
+    """What a study ran with; a stored version is reused only under equal settings (and code)."""
+
+    n_trials: int
+    seed: int
+    train_days: int
+    test_days: int
+    n_windows: int
+    #: ``model.study.STUDY_EVALUATION_VERSION``: the scoring scheme.
+    evaluation: int
+    code_version: str
+
+
+class TunedVersion(Record):
+    """One weekly study's outcome, keyed by the last day of its data (``as_of``).
+
+    A week keeps every version (the scheduled one, those of re-optimizations) so an old day's
+    model stays reproducible; ``model.versions.select_version`` picks the one a day may use.
+    """
+
+    #: The week partition key (its Monday, ``YYYY-MM-DD``).
+    week: str
+    as_of: dt.date
+    params: dict[str, int | float]
+    rmse: float
+    accuracy: float
+    naive_rmse: float
+    rmse_ratio: float
+    base_rate: float
+    beats_naive: bool
+    pareto: tuple[ParetoTrial, ...]
+    #: Walk-forward out-of-sample errors (actual - predicted) of the chosen trial: the level
+    #: the drift report compares live errors with.
+    validation_errors: tuple[float, ...] = ()
+    mlflow_run_id: str
+    study_name: str
+    #: The SQLite URL, or "configured" (a server URL may carry credentials).
+    optuna_storage: str
+    created_in_run: str
+    #: "schedule" or what triggered a re-optimization (the run's ``zdte/trigger`` tag).
+    trigger: str
+    #: Digest of the study's rows; empty in versions stored before it was recorded.
+    data_digest: str = ""
+    settings: StudySettings | None = None
+
+
+class TunedWeek(Record):
+    """The ``tuned_params`` asset value of one week: its versions, oldest ``as_of`` first."""
+
+    ticker: str
+    week: str
+    versions: tuple[TunedVersion, ...]
+
+
+class ModelPointer(Record):
+    """The ``daily_model`` asset value: which registered model day ``day`` uses, and why.
+
+    Models never travel through the IO manager; this points at the MLflow registry version and
+    carries what the prediction and the drift report need about it.
+    """
+
+    ticker: str
+    day: dt.date
+    model_version: str
+    model_uri: str
+    mlflow_run_id: str
+    #: The tuned version the parameters came from; None for fixed, untuned parameters.
+    tuned_as_of: dt.date | None
+    tuned_run_id: str
+    beats_naive: bool
+    params: dict[str, int | float]
+    features: tuple[str, ...]
+    sigma: float
+    shrinkage: float
+    train_first: dt.date
+    train_last: dt.date
+    #: The tuned version's walk-forward errors (drift's reference error level).
+    reference_errors: tuple[float, ...] = ()
+    #: Targets of the training rows (drift's reference return distribution).
+    reference_returns: tuple[float, ...] = ()
 
 
 # --- trading: the prediction and its outcome -----------------------------------------------------

@@ -28,9 +28,11 @@ import numpy as np
 import polars as pl
 
 from zdte_assets.core import calendar
+from zdte_assets.core.records import ModelPointer
 from zdte_assets.data.adjustment import Split
 from zdte_assets.features.rows import LOOKBACK, target_frame
-from zdte_assets.model import lifecycle, training
+from zdte_assets.model import fitting, lifecycle
+from zdte_assets.model import params as model_params
 from zdte_assets.trading.expiries import ExpiryCalendar
 from zdte_assets.trading.predictions import (
     OUTCOME_SCHEMA,
@@ -104,7 +106,7 @@ def simulate(
     bars: pl.DataFrame,
     first: int,
     *,
-    params: training.ModelParams | None = None,
+    params: model_params.ModelParams | None = None,
     config: DecisionConfig | None = None,
     ticker: str = "SPY",
     retrain_every: int = 5,
@@ -118,7 +120,7 @@ def simulate(
     listed splits (``ZDTE_SPLITS``). ``first`` must leave ``LOOKBACK`` bars plus the training
     window before it.
     """
-    params = params or training.ModelParams()
+    params = params or model_params.ModelParams()
     config = config or DecisionConfig()
     expiries = ExpiryCalendar()
     all_days = bars["date"].to_list()
@@ -133,21 +135,28 @@ def simulate(
     model = None
     for i, day in enumerate(days):
         if model is None or i % retrain_every == 0:
-            model = training.train_daily(rows, params, before=day)
-        info = {
-            "model_version": str(i),
-            "model_uri": "",
-            "mlflow_run_id": "",
-            "tuned_run_id": "",
-            "tuned_as_of": "",
-            "train_last": "",
-            "beats_naive": False,
-        }
+            model = fitting.train_daily(rows, params, before=day)
+        info = ModelPointer(
+            ticker=ticker,
+            day=day,
+            model_version=str(i),
+            model_uri="",
+            mlflow_run_id="",
+            tuned_as_of=None,
+            tuned_run_id="",
+            beats_naive=False,
+            params=params.to_dict(),
+            features=model.features,
+            sigma=model.sigma,
+            shrinkage=model.shrinkage,
+            train_first=dt.date.fromisoformat(model.diagnostics["train_start"]),
+            train_last=dt.date.fromisoformat(model.diagnostics["train_end"]),
+        )
         record = make_prediction(
             ticker=ticker,
             day=day,
             open_price=float(opens[day]),
-            feature_row=rows.filter(pl.col("date") == day).drop(training.TARGET),
+            feature_row=rows.filter(pl.col("date") == day).drop(model_params.TARGET),
             model=model,
             model_info=info,
             decision_config=config,

@@ -18,6 +18,7 @@ import polars as pl
 
 from zdte_assets.core import calendar
 from zdte_assets.core.config import STUDY_LOOKBACK_WEEKS
+from zdte_assets.core.records import ModelPointer
 from zdte_assets.data.adjustment import Split
 from zdte_assets.evaluation import metrics as evaluation
 from zdte_assets.features.rows import LOOKBACK, feature_columns, feature_row_at_open, target_frame
@@ -76,14 +77,6 @@ def data_digest(frame: pl.DataFrame) -> str:
     return hashlib.sha256(frame.write_csv().encode()).hexdigest()
 
 
-def select_version(versions: list[dict[str, Any]], day: dt.date) -> dict[str, Any] | None:
-    """The newest tuned version whose data ended before `day`: what was known that morning."""
-    known = [v for v in versions if dt.date.fromisoformat(v["as_of"]) < day]
-    # Ties (a triggered re-optimization and the next weekly run on the same data) go to the later
-    # week, deterministically; both saw the same rows.
-    return max(known, key=lambda v: (v["as_of"], v.get("week", ""))) if known else None
-
-
 def week_as_of(monday: dt.date) -> dt.date:
     """The last session whose data a scheduled study of the week of `monday` may use."""
     return calendar.previous_trading_day(monday)
@@ -113,12 +106,12 @@ def build_drift_report(
     day: dt.date,
     features: pl.DataFrame,
     outcomes: dict[str, dict[str, Any]],
-    model_info: dict[str, Any],
+    model_info: ModelPointer,
     config: drift.DriftConfig,
 ) -> dict[str, Any]:
     """Compare the recent window ending on `day` with the model's own reference."""
-    train_first = dt.date.fromisoformat(model_info["train_first"])
-    train_last = dt.date.fromisoformat(model_info["train_last"])
+    train_first = model_info.train_first
+    train_last = model_info.train_last
     ref = features.filter(pl.col("date").is_between(train_first, train_last)).sort("date")
     cur = features.filter(pl.col("date") <= day).sort("date").tail(config.recent_window)
     columns = [c for c in feature_columns() if c in features.columns]
@@ -129,9 +122,9 @@ def build_drift_report(
     )
     realized = np.array([r["realized_return"] for r in rows], dtype=float)
     predicted = np.array([r["predicted_return"] for r in rows], dtype=float)
-    ref_returns = np.asarray(model_info.get("reference_returns", []), dtype=float)
+    ref_returns = np.asarray(model_info.reference_returns, dtype=float)
     tgt = drift.target_drift(ref_returns, realized[-config.recent_window :], config=config)
-    ref_errors = np.asarray(model_info.get("reference_errors", []), dtype=float)
+    ref_errors = np.asarray(model_info.reference_errors, dtype=float)
     errors = realized - predicted
     hits = evaluation.directional_hits(realized, predicted)
     perf = drift.performance(
@@ -147,7 +140,7 @@ def build_drift_report(
     return json_safe(
         {
             "date": day.isoformat(),
-            "model_version": model_info["model_version"],
+            "model_version": model_info.model_version,
             "reference": {
                 "first": train_first.isoformat(),
                 "last": train_last.isoformat(),

@@ -27,6 +27,7 @@ import polars as pl
 
 from zdte_assets.core import config, timing
 from zdte_assets.core.errors import first_line
+from zdte_assets.model.persistence import install_dir
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -282,10 +283,12 @@ class MlflowTracking(dg.ConfigurableResource):  # type: ignore[type-arg]
     @_timed
     def cached_model(self, ticker: str, version: str, run_id: str) -> Path:
         """The model directory of a registered version; registry versions are immutable, so
-        one local copy per version is safe to reuse."""
+        one local copy per version is safe to reuse. Installed whole (`persistence.install_dir`):
+        two runs downloading the same version at once never see or leave a half copy."""
         dest = self.model_cache_dir(ticker, version, run_id)
-        if not (dest / "model" / "zdte").exists():
-            self.download_model(ticker, str(version), dest)
+        install_dir(
+            dest, lambda tmp: self.download_model(ticker, str(version), tmp), _cache_complete
+        )
         return dest / "model"
 
     @_timed
@@ -293,17 +296,7 @@ class MlflowTracking(dg.ConfigurableResource):  # type: ignore[type-arg]
         """Keep the directory just registered as `version`, so the morning's prediction does
         not download what this process wrote a moment ago. Atomic: a rename of a full copy."""
         dest = self.model_cache_dir(ticker, version, run_id)
-        if (dest / "model" / "zdte").exists():
-            return
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=dest.parent))
-        try:
-            shutil.copytree(model_dir, tmp / "model")
-            tmp.rename(dest)
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if not (dest / "model" / "zdte").exists():
-                raise
+        install_dir(dest, lambda tmp: _copy_model(model_dir, tmp), _cache_complete)
 
     @_timed
     def download_model(self, ticker: str, version: str, dest: Path) -> Path:
@@ -312,3 +305,11 @@ class MlflowTracking(dg.ConfigurableResource):  # type: ignore[type-arg]
         mv = client.get_model_version(registered_model_name(ticker), version)
         dest.mkdir(parents=True, exist_ok=True)
         return Path(client.download_artifacts(mv.run_id, "model", str(dest)))
+
+
+def _cache_complete(entry: Path) -> bool:
+    return (entry / "model" / "zdte").exists()
+
+
+def _copy_model(model_dir: Path, entry: Path) -> None:
+    shutil.copytree(model_dir, entry / "model")

@@ -19,10 +19,11 @@ from typing import Any
 import polars as pl
 
 from zdte_assets.core import calendar
+from zdte_assets.core.records import ModelPointer
 from zdte_assets.evaluation.metrics import directional_hits
 from zdte_assets.features.rows import SESSION_VOL
 from zdte_assets.features.volatility import Calibration, SessionForecast
-from zdte_assets.model.training import FittedModel
+from zdte_assets.model.fitting import FittedModel
 from zdte_assets.storage import store as storage
 from zdte_assets.trading import pricing
 from zdte_assets.trading.expiries import ExpiryCalendar
@@ -94,7 +95,7 @@ def make_prediction(
     open_price: float,
     feature_row: pl.DataFrame,
     model: FittedModel,
-    model_info: dict[str, Any],
+    model_info: ModelPointer,
     decision_config: pricing.DecisionConfig,
     expiries: ExpiryCalendar,
     past: pl.DataFrame,
@@ -177,13 +178,15 @@ def make_prediction(
             "config": decision_config.to_dict(),
         },
         "model": {
-            "version": str(model_info["model_version"]),
-            "uri": model_info["model_uri"],
-            "mlflow_run_id": model_info["mlflow_run_id"],
-            "tuned_params_run_id": model_info["tuned_run_id"],
-            "tuned_as_of": model_info["tuned_as_of"],
-            "trained_through": model_info["train_last"],
-            "beats_naive": bool(model_info["beats_naive"]),
+            "version": model_info.model_version,
+            "uri": model_info.model_uri,
+            "mlflow_run_id": model_info.mlflow_run_id,
+            "tuned_params_run_id": model_info.tuned_run_id,
+            "tuned_as_of": ""
+            if model_info.tuned_as_of is None
+            else model_info.tuned_as_of.isoformat(),
+            "trained_through": model_info.train_last.isoformat(),
+            "beats_naive": model_info.beats_naive,
             "shrinkage": model.shrinkage,
         },
         "naive": {"predicted_return": 0.0, "predicted_close": open_price},

@@ -1,12 +1,13 @@
 """Model lifecycle assets: weekly `tuned_params` (Optuna) and daily `daily_model` (LightGBM).
 
-The heavy lifting is in `zdte_assets.model.training`; these functions choose the rows each partition may
-see (strictly before its day), record everything in MLflow and keep the models in the registry.
-Models never travel through the IO manager: the asset value is a JSON pointer to the registry.
+The heavy lifting is in `zdte_assets.model` (fitting, walkforward, study) and the rules on tuned
+versions (storage, selection, reuse) in `zdte_assets.model.versions`; these functions choose the
+rows each partition may see (strictly before its day), record everything in MLflow and keep the
+models in the registry. Models never travel through the IO manager: the asset values are the
+records `TunedWeek` and `ModelPointer` (a pointer to the registry) as JSON.
 """
 
 import datetime as dt
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -16,17 +17,24 @@ import polars as pl
 
 import zdte_assets
 from zdte_assets.apps import plots
-from zdte_assets.core import calendar, config, timing
-from zdte_assets.core.config import STUDY_LOOKBACK_WEEKS
-from zdte_assets.model import lifecycle, training
-from zdte_assets.model.lifecycle import data_digest, labeled_rows, select_version
+from zdte_assets.core import calendar, timing
+from zdte_assets.core.config import STUDY_LOOKBACK_WEEKS, optuna_storage
+from zdte_assets.core.records import ModelPointer, StudySettings, TunedVersion, TunedWeek
+from zdte_assets.model import lifecycle, versions
+from zdte_assets.model.fitting import FittedModel, fit_model, train_daily
+from zdte_assets.model.lifecycle import data_digest, labeled_rows
+from zdte_assets.model.params import ModelParams
+from zdte_assets.model.persistence import load_model_dir as load_model_files
+from zdte_assets.model.persistence import save_model_dir
+from zdte_assets.model.study import STUDY_EVALUATION_VERSION, run_study_stored
+from zdte_assets.model.walkforward import MAX_TRAIN_WINDOW, WalkForwardConfig
 from zdte_assets.orchestration.jobs import asset_key, step_priority
 from zdte_assets.orchestration.partitions import day_of, weeks_of_day_and_previous
 from zdte_assets.orchestration.resources import StoreResource
 from zdte_assets.orchestration.tracking import MODEL_REQUIREMENTS, MlflowTracking
 
 #: Sessions of history a daily retrain may draw from (the largest train_window in the search space).
-MAX_TRAIN_SESSIONS = training.MAX_TRAIN_WINDOW
+MAX_TRAIN_SESSIONS = MAX_TRAIN_WINDOW
 
 
 class TunedParamsConfig(dg.Config):
@@ -38,15 +46,6 @@ class TunedParamsConfig(dg.Config):
     test_days: int = 10
     n_windows: int = 4
     seed: int = 0
-
-
-def optuna_storage() -> str:
-    """`ZDTE_OPTUNA_STORAGE` (e.g. postgresql://...) or a SQLite file in the data directory."""
-    url = os.environ.get("ZDTE_OPTUNA_STORAGE", "").strip()
-    if url:
-        return url
-    config.zdte_home().mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{config.zdte_home() / 'optuna.db'}"
 
 
 def _run_tags(context: dg.AssetExecutionContext, ticker: str, digest: str) -> dict[str, str]:
@@ -116,44 +115,33 @@ def build_model_assets(
         with timing.part("compute"):
             rows = lifecycle.study_rows(features, daily_bar, day_of(week), as_of)
             digest = data_digest(rows)
-        cfg = training.WalkForwardConfig(
+        cfg = WalkForwardConfig(
             train_days=config.train_days, test_days=config.test_days, n_windows=config.n_windows
         )
         study_name = lifecycle.study_name(ticker, day_of(week), as_of)
         storage_url = optuna_storage()
+        s = store.store()
         with timing.part("storage"):
-            previous = _previous_versions(store, tuned_key, week)
+            previous = versions.week_versions(s, ticker, week)
         # A version is reused only under the same settings, scoring scheme and code: after an
         # upgrade, re-running a week recomputes its study.
-        settings = {
-            "n_trials": config.n_trials,
-            "seed": config.seed,
+        settings = StudySettings(
+            n_trials=config.n_trials,
+            seed=config.seed,
             **cfg.to_dict(),
-            "evaluation": training.STUDY_EVALUATION_VERSION,
-            "code_version": zdte_assets.__version__,
-        }
-        same = next(
-            (
-                v
-                for v in previous
-                if v["as_of"] == as_of.isoformat()
-                and v.get("data_digest") == digest
-                and v.get("settings") == settings
-            ),
-            None,
+            evaluation=STUDY_EVALUATION_VERSION,
+            code_version=zdte_assets.__version__,
         )
+        trigger = context.run.tags.get("zdte/trigger", "schedule")
+        same = versions.reusable_version(previous, as_of, digest, settings)
         if same is not None:
-            # A drift trigger on Friday and the Sunday schedule both study the coming week with
-            # data through Friday: the second finds the first's version (same rows, same
-            # settings, so the same result) and keeps it, with its MLflow run and stored study,
-            # instead of recomputing and replacing what Monday's model may already point to.
-            trigger = context.run.tags.get("zdte/trigger", "schedule")
-            return _tuned_output(ticker, week, previous, same, rows.height, trigger, reused=True)
+            value = TunedWeek(ticker=ticker, week=week, versions=tuple(previous))
+            return _tuned_output(value, same, rows.height, trigger, reused=True)
         with mlflow.run(
             ticker, f"study {week} as of {as_of}", _run_tags(context, ticker, digest)
         ) as (run_id, log):
             with timing.part("studies"):
-                result = training.run_study_stored(
+                result = run_study_stored(
                     rows,
                     cfg,
                     n_trials=config.n_trials,
@@ -162,8 +150,8 @@ def build_model_assets(
                     study_name=study_name,
                 )
             summary = result.to_dict()
-            chosen = summary["chosen"]
-            log.params.update({f"chosen.{k}": v for k, v in chosen["params"].items()})
+            chosen = result.chosen
+            log.params.update({f"chosen.{k}": v for k, v in chosen.params.to_dict().items()})
             log.params.update(
                 {
                     "week": week,
@@ -178,23 +166,23 @@ def build_model_assets(
             )
             log.metrics.update(
                 {
-                    "val_rmse": chosen["rmse"],
-                    "val_directional_accuracy": chosen["accuracy"],
+                    "val_rmse": chosen.rmse,
+                    "val_directional_accuracy": chosen.accuracy,
                     "naive_rmse": result.naive_rmse,
-                    "rmse_ratio": chosen["rmse"] / result.naive_rmse,
+                    "rmse_ratio": chosen.rmse / result.naive_rmse,
                     "base_rate_up": result.base_rate,
-                    "pareto_size": len(summary["pareto"]),
+                    "pareto_size": len(result.pareto),
                     "beats_naive": float(result.beats_naive),
                 }
             )
             log.tags["zdte.kind"] = "weekly_study"
             log.write_json("study.json", summary)
             with timing.part("plots"):
-                pareto = summary["pareto"]
-                idx = next(i for i, t in enumerate(pareto) if t["number"] == chosen["number"])
+                pareto = result.pareto
+                idx = next(i for i, t in enumerate(pareto) if t.number == chosen.number)
                 plots.pareto_front(
-                    [t["rmse"] for t in pareto],
-                    [t["accuracy"] for t in pareto],
+                    [t.rmse for t in pareto],
+                    [t.accuracy for t in pareto],
                     idx,
                     result.naive_rmse,
                     result.base_rate,
@@ -208,42 +196,28 @@ def build_model_assets(
                         log.artifact("predicted_vs_actual.png"),
                         "chosen trial, validation windows",
                     )
-                chosen_params = training.ModelParams.from_dict(chosen["params"])
-                model = training.fit_model(rows.tail(chosen_params.train_window), chosen_params)
+                model = fit_model(rows.tail(chosen.params.train_window), chosen.params)
                 names, gains = model.importance()
                 plots.feature_importance(names, gains, log.artifact("feature_importance.png"))
             mlflow.log_dataset(run_id, rows, f"{ticker}-study-{week}", digest)
 
-        version = {
-            "week": week,
-            "as_of": as_of.isoformat(),
-            "params": chosen["params"],
-            "rmse": chosen["rmse"],
-            "accuracy": chosen["accuracy"],
-            "naive_rmse": result.naive_rmse,
-            "rmse_ratio": chosen["rmse"] / result.naive_rmse,
-            "base_rate": result.base_rate,
-            "beats_naive": result.beats_naive,
-            "pareto": summary["pareto"],
-            # Walk-forward out-of-sample errors of the chosen trial: the reference level the
-            # drift report compares live errors with.
-            "validation_errors": [
-                a - p
-                for a, p in zip(wins.get("actual", []), wins.get("predicted", []), strict=True)
-            ],
-            "mlflow_run_id": run_id,
-            "study_name": study_name,
-            "optuna_storage": storage_url if storage_url.startswith("sqlite") else "configured",
-            "created_in_run": context.run.run_id,
-            "trigger": context.run.tags.get("zdte/trigger", "schedule"),
-            "data_digest": digest,
-            "settings": settings,
-        }
-        versions = [v for v in previous if v["as_of"] != version["as_of"]]
-        versions = sorted([*versions, version], key=lambda v: v["as_of"])
-        return _tuned_output(
-            ticker, week, versions, version, rows.height, version["trigger"], reused=False
+        version = versions.tuned_version(
+            result,
+            week=week,
+            as_of=as_of,
+            mlflow_run_id=run_id,
+            study_name=study_name,
+            optuna_storage=storage_url,
+            created_in_run=context.run.run_id,
+            trigger=trigger,
+            data_digest=digest,
+            settings=settings,
         )
+        with timing.part("storage"):
+            # One object per version: a concurrent run of the same week cannot drop this one.
+            versions.add_version(s, ticker, version, previous)
+            value = versions.tuned_week(s, ticker, week)
+        return _tuned_output(value, version, rows.height, trigger, reused=False)
 
     @dg.asset(
         key=asset_key(ticker, "daily_model"),
@@ -264,9 +238,12 @@ def build_model_assets(
                     start_offset=-MAX_TRAIN_SESSIONS, end_offset=-1
                 ),
             ),
+            # Not loaded through the IO manager: the versions are read from their own objects
+            # (`versions.week_versions`), which concurrent studies of a week cannot overwrite.
             "tuned_params": dg.AssetIn(
                 key=tuned_key,
                 partition_mapping=weeks_of_day_and_previous(),
+                dagster_type=dg.Nothing,
             ),
         },
         description=(
@@ -277,19 +254,25 @@ def build_model_assets(
     def daily_model(
         context: dg.AssetExecutionContext,
         mlflow: MlflowTracking,
+        store: StoreResource,
         features: pl.DataFrame,
         daily_bar: pl.DataFrame,
-        tuned_params: dict[str, Any],
     ) -> dg.Output[dict[str, Any]]:
         day = day_of(context.partition_key)
-        versions = [v for week in tuned_params.values() for v in week["versions"]]
-        tuned = select_version(versions, day)
+        s = store.store()
+        with timing.part("storage"):
+            known = [
+                v
+                for week in context.asset_partition_keys_for_input("tuned_params")
+                for v in versions.week_versions(s, ticker, week)
+            ]
+        tuned = versions.select_version(known, day)
         if tuned is None:
             raise dg.Failure(
                 f"daily_model {day}: no tuned_params version with data before {day}; "
                 "materialize the tuned_params of this or the previous week first"
             )
-        params = training.ModelParams.from_dict(tuned["params"])
+        params = ModelParams.from_dict(tuned.params)
         with timing.part("compute"):
             rows = labeled_rows(features, daily_bar, before=day)
             # Every row the model and its calibration see: the key of an identical retrain.
@@ -298,7 +281,7 @@ def build_model_assets(
         key = {
             "day": day.isoformat(),
             "data_digest": digest,
-            "tuned_run_id": str(tuned["mlflow_run_id"]),
+            "tuned_run_id": tuned.mlflow_run_id,
             "zdte.code_version": zdte_assets.__version__,
         }
         existing = mlflow.find_version(ticker, key)
@@ -315,36 +298,36 @@ def build_model_assets(
                 context, mlflow, ticker, day, rows, params, tuned, key
             )
             # `champion` moves only when the morning prediction uses a version (see the
-            # prediction asset): a model superseded before its day (the Friday retrain of
-            # Monday's model, replaced after Sunday's study) is never promoted.
+            # prediction asset and `versions.champion_due`): a model superseded before its day
+            # (the Friday retrain of Monday's model, replaced after Sunday's study) is never
+            # promoted.
             mlflow.set_alias(ticker, "challenger", version)
             reused = False
-        beats_naive = bool(tuned["beats_naive"])
-        value = {
-            "ticker": ticker,
-            "day": day.isoformat(),
-            "model_version": version,
-            "model_uri": f"models:/zdte-{ticker}/{version}",
-            "mlflow_run_id": run_id,
-            "tuned_as_of": tuned["as_of"],
-            "tuned_run_id": tuned["mlflow_run_id"],
-            "beats_naive": beats_naive,
-            "params": params.to_dict(),
-            "features": model.features,
-            "sigma": model.sigma,
-            "shrinkage": model.shrinkage,
-            "train_first": str(train_rows["date"][0]),
-            "train_last": str(train_rows["date"][-1]),
-            "reference_errors": tuned.get("validation_errors", []),
-            "reference_returns": train_rows["target"].to_list(),
-        }
+        pointer = ModelPointer(
+            ticker=ticker,
+            day=day,
+            model_version=version,
+            model_uri=f"models:/zdte-{ticker}/{version}",
+            mlflow_run_id=run_id,
+            tuned_as_of=tuned.as_of,
+            tuned_run_id=tuned.mlflow_run_id,
+            beats_naive=tuned.beats_naive,
+            params=params.to_dict(),
+            features=model.features,
+            sigma=model.sigma,
+            shrinkage=model.shrinkage,
+            train_first=train_rows["date"][0],
+            train_last=train_rows["date"][-1],
+            reference_errors=tuned.validation_errors,
+            reference_returns=tuple(train_rows["target"].to_list()),
+        )
         return dg.Output(
-            value,
+            pointer.model_dump(mode="json"),
             metadata={
-                "model_uri": value["model_uri"],
-                "train_last": value["train_last"],
-                "tuned_as_of": tuned["as_of"],
-                "beats_naive": beats_naive,
+                "model_uri": pointer.model_uri,
+                "train_last": pointer.train_last.isoformat(),
+                "tuned_as_of": tuned.as_of.isoformat(),
+                "beats_naive": pointer.beats_naive,
                 "sigma": model.sigma,
                 "shrinkage": model.shrinkage,
                 "mlflow_run_id": run_id,
@@ -361,10 +344,10 @@ def _train_and_register(
     ticker: str,
     day: dt.date,
     rows: pl.DataFrame,
-    params: training.ModelParams,
-    tuned: dict[str, Any],
+    params: ModelParams,
+    tuned: TunedVersion,
     key: dict[str, str],
-) -> tuple[training.FittedModel, str, str]:
+) -> tuple[FittedModel, str, str]:
     """Fit the day's model in an MLflow run and register it with `key` as version tags.
 
     The run's digest and dataset name the training rows (provenance); the version's
@@ -374,13 +357,13 @@ def _train_and_register(
     digest = data_digest(train_rows)
     with mlflow.run(ticker, f"model {day}", _run_tags(context, ticker, digest)) as (run_id, log):
         with timing.part("training"):
-            model = training.train_daily(rows, params, before=day)
+            model = train_daily(rows, params, before=day)
         log.params.update({k: v for k, v in params.to_dict().items()})
         log.params.update(
             {
                 "day": day.isoformat(),
-                "tuned_as_of": tuned["as_of"],
-                "tuned_run_id": tuned["mlflow_run_id"],
+                "tuned_as_of": tuned.as_of.isoformat(),
+                "tuned_run_id": tuned.mlflow_run_id,
                 "train_first": str(train_rows["date"][0]),
                 "train_last": str(train_rows["date"][-1]),
                 "features": ",".join(model.features),
@@ -391,8 +374,8 @@ def _train_and_register(
             {
                 "sigma": model.sigma,
                 "shrinkage": model.shrinkage,
-                "study_rmse_ratio": tuned["rmse_ratio"],
-                "study_beats_naive": float(tuned["beats_naive"]),
+                "study_rmse_ratio": tuned.rmse_ratio,
+                "study_beats_naive": float(tuned.beats_naive),
             }
         )
         log.tags["zdte.kind"] = "daily_model"
@@ -413,54 +396,37 @@ def _train_and_register(
 
 
 def _tuned_output(
-    ticker: str,
-    week: str,
-    versions: list[dict[str, Any]],
-    version: dict[str, Any],
-    n_rows: int,
-    trigger: str,
-    reused: bool,
+    value: TunedWeek, version: TunedVersion, n_rows: int, trigger: str, reused: bool
 ) -> dg.Output[dict[str, Any]]:
     return dg.Output(
-        {"ticker": ticker, "week": week, "versions": versions},
+        value.model_dump(mode="json"),
         metadata={
-            "as_of": version["as_of"],
+            "as_of": version.as_of.isoformat(),
             # The drift sensor reads these to retrain the next session with this version.
             "trigger": trigger,
             "reused_version": reused,
             "rows": n_rows,
-            "val_rmse": version["rmse"],
-            "naive_rmse": version["naive_rmse"],
-            "rmse_ratio": round(version["rmse_ratio"], 4),
-            "directional_accuracy": version["accuracy"],
-            "base_rate_up": version["base_rate"],
-            "beats_naive": version["beats_naive"],
-            "pareto_size": len(version["pareto"]),
-            "mlflow_run_id": version["mlflow_run_id"],
-            "versions": len(versions),
+            "val_rmse": version.rmse,
+            "naive_rmse": version.naive_rmse,
+            "rmse_ratio": round(version.rmse_ratio, 4),
+            "directional_accuracy": version.accuracy,
+            "base_rate_up": version.base_rate,
+            "beats_naive": version.beats_naive,
+            "pareto_size": len(version.pareto),
+            "mlflow_run_id": version.mlflow_run_id,
+            "versions": len(value.versions),
         },
     )
 
 
-def save_mlflow_model(model: training.FittedModel, path: Path) -> None:
+def save_mlflow_model(model: FittedModel, path: Path) -> None:
     """An MLflow lightgbm-flavour directory plus zdte's JSON metadata; explicit requirements keep it fast."""
     import mlflow.lightgbm
 
     mlflow.lightgbm.save_model(model.booster, str(path), pip_requirements=MODEL_REQUIREMENTS)
-    model.to_dir(path / "zdte")
+    save_model_dir(model, path / "zdte")
 
 
-def load_model_dir(path: Path) -> training.FittedModel:
-    return training.FittedModel.from_dir(path / "zdte")
-
-
-def _previous_versions(store: StoreResource, key: dg.AssetKey, week: str) -> list[dict[str, Any]]:
-    """Versions stored by earlier materializations of this week (kept so old days stay reproducible)."""
-    from zdte_assets.storage import store as storage
-    from zdte_assets.storage.keys import object_key
-
-    k = object_key(key.path, week, "json")
-    s = store.store()
-    if not s.exists(k):
-        return []
-    return list(storage.read_json(s, k).get("versions", []))
+def load_model_dir(path: Path) -> FittedModel:
+    """The model of an MLflow model directory `save_mlflow_model` wrote."""
+    return load_model_files(path / "zdte")

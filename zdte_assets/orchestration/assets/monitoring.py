@@ -12,6 +12,7 @@ import dagster as dg
 import polars as pl
 
 from zdte_assets.core import timing
+from zdte_assets.core.records import ModelPointer
 from zdte_assets.model.lifecycle import MONITORING_CONFIG, build_drift_report
 from zdte_assets.monitoring import drift
 from zdte_assets.orchestration.assets.model import MAX_TRAIN_SESSIONS
@@ -93,7 +94,8 @@ def build_monitoring_assets(
             else {day.isoformat(): prediction_outcome}
         )
         with timing.part("compute"):
-            report = build_drift_report(day, features, outcomes, daily_model, config.to_config())
+            pointer = ModelPointer.model_validate(daily_model)
+            report = build_drift_report(day, features, outcomes, pointer, config.to_config())
         perf = report["performance"]
         md: dict[str, Any] = {
             "fired_triggers": ",".join(report["fired"]) or "none",

@@ -12,6 +12,8 @@ import dagster as dg
 import polars as pl
 
 from zdte_assets.core import calendar, timing
+from zdte_assets.core.records import ModelPointer
+from zdte_assets.model.versions import champion_due
 from zdte_assets.orchestration.assets.model import load_model_dir
 from zdte_assets.orchestration.jobs import asset_key, step_priority
 from zdte_assets.orchestration.partitions import day_of
@@ -88,9 +90,8 @@ def build_prediction_assets(
         daily_model: dict[str, Any],
     ) -> dg.Output[dict[str, Any]]:
         day = day_of(context.partition_key)
-        model_dir = mlflow.cached_model(
-            ticker, str(daily_model["model_version"]), str(daily_model["mlflow_run_id"])
-        )
+        pointer = ModelPointer.model_validate(daily_model)
+        model_dir = mlflow.cached_model(ticker, pointer.model_version, pointer.mlflow_run_id)
         with timing.part("storage"):
             model = load_model_dir(model_dir)
             past = predictions.past_outcomes(store.store(), ticker, day)
@@ -101,7 +102,7 @@ def build_prediction_assets(
                 open_price=float(session_open["open"][0]),
                 feature_row=features.filter(pl.col("date") == day),
                 model=model,
-                model_info=daily_model,
+                model_info=pointer,
                 decision_config=config.to_config(),
                 expiries=ExpiryCalendar.from_env(),
                 past=past,
@@ -109,7 +110,7 @@ def build_prediction_assets(
         with timing.part("storage"):
             s = store.store()
             urls = predictions.publish(s, record)
-        promoted = _promote_used_version(mlflow, ticker, daily_model, day.isoformat())
+        promoted = _promote_used_version(mlflow, ticker, pointer)
         return dg.Output(
             record,
             metadata={
@@ -172,20 +173,13 @@ def build_prediction_assets(
     return [prediction, prediction_outcome]
 
 
-def promotion_due(beats_naive: bool, champion_day: str | None, day: str) -> bool:
-    """The version used on `day` becomes champion when its study beat naive and the current
-    champion is not from a later day (re-running an old day never demotes a newer one)."""
-    return beats_naive and (champion_day is None or champion_day <= day)
-
-
-def _promote_used_version(
-    mlflow: MlflowTracking, ticker: str, daily_model: dict[str, Any], day: str
-) -> bool:
-    if not daily_model.get("beats_naive"):
+def _promote_used_version(mlflow: MlflowTracking, ticker: str, pointer: ModelPointer) -> bool:
+    """Make the version used this morning champion when `versions.champion_due` says so."""
+    if not pointer.beats_naive:
         return False
     champion = mlflow.alias_version(ticker, "champion")
     champion_day = None if champion is None else champion.tags.get("day", "")
-    if not promotion_due(True, champion_day, day):
+    if not champion_due(pointer, champion_day):
         return False
-    mlflow.set_alias(ticker, "champion", str(daily_model["model_version"]))
+    mlflow.set_alias(ticker, "champion", pointer.model_version)
     return True
