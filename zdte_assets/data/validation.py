@@ -40,6 +40,7 @@ from typing import Any
 import polars as pl
 
 from zdte_assets.core.calendar import first_session, last_session, trading_days
+from zdte_assets.core.errors import ZdteError
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("date", "open", "high", "low", "close", "volume")
 PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")

@@ -68,6 +68,7 @@ from optuna.trial import TrialState
 from scipy import stats
 
 from zdte_assets.core import timing
+from zdte_assets.core.errors import ZdteError
 from zdte_assets.evaluation import metrics as evaluation
 from zdte_assets.features.volatility import Calibration, calibrate, standardized_residuals
 
@@ -107,7 +108,7 @@ BOOSTER_FILE = "booster.txt"
 METADATA_FORMAT = 1
 
 
-class InsufficientHistoryError(ValueError):
+class InsufficientHistoryError(ZdteError, ValueError):
     """Fewer rows than a walk-forward or retrain needs; says how many are needed and given."""
 
     def __init__(self, needed: int, available: int, what: str = "walk-forward") -> None:
