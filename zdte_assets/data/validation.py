@@ -63,7 +63,7 @@ _ROW = "__row"
 _DATE_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[ T].*)?$")
 
 
-class DataValidationError(ValueError):
+class DataValidationError(ZdteError, ValueError):
     """Bad input data, with a one-line message: ``source: row N (date): problem``."""
 
     def __init__(
@@ -336,7 +336,7 @@ def _row_checks(raw_schema: pl.Schema, has_adj: bool, require_trading_days: bool
         )
         checks.append(
             _Check(
-                ~outside_calendar & ~date.is_in(_session_series()),
+                ~outside_calendar & ~date.is_in(_session_series().implode()),
                 lambda v: (
                     f"{v['date']} ({v['date']:%A}) is not an NYSE trading day "
                     "(weekend or exchange holiday)"

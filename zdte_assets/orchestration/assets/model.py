@@ -20,6 +20,7 @@ from zdte_assets.core import calendar, config, timing
 from zdte_assets.core.config import STUDY_LOOKBACK_WEEKS
 from zdte_assets.model import lifecycle, training
 from zdte_assets.model.lifecycle import data_digest, labeled_rows, select_version
+from zdte_assets.orchestration.io_manager import WINDOW_INPUT
 from zdte_assets.orchestration.jobs import step_priority
 from zdte_assets.orchestration.partitions import day_of
 from zdte_assets.orchestration.resources import StoreResource
@@ -89,12 +90,14 @@ def build_model_assets(
                 partition_mapping=dg.TimeWindowPartitionMapping(
                     start_offset=-STUDY_LOOKBACK_WEEKS, end_offset=0
                 ),
+                metadata=WINDOW_INPUT,
             ),
             "daily_bar": dg.AssetIn(
                 key=[ticker, "daily_bar"],
                 partition_mapping=dg.TimeWindowPartitionMapping(
                     start_offset=-STUDY_LOOKBACK_WEEKS, end_offset=0
                 ),
+                metadata=WINDOW_INPUT,
             ),
         },
         description=(
@@ -257,16 +260,19 @@ def build_model_assets(
                 partition_mapping=dg.TimeWindowPartitionMapping(
                     start_offset=-MAX_TRAIN_SESSIONS, end_offset=-1
                 ),
+                metadata=WINDOW_INPUT,
             ),
             "daily_bar": dg.AssetIn(
                 key=[ticker, "daily_bar"],
                 partition_mapping=dg.TimeWindowPartitionMapping(
                     start_offset=-MAX_TRAIN_SESSIONS, end_offset=-1
                 ),
+                metadata=WINDOW_INPUT,
             ),
             "tuned_params": dg.AssetIn(
                 key=tuned_key,
                 partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-5, end_offset=0),
+                metadata=WINDOW_INPUT,
             ),
         },
         description=(
