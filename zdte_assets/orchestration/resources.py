@@ -14,6 +14,7 @@ from typing import Any
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
+from pydantic import PrivateAttr
 
 from zdte_assets.core import config
 from zdte_assets.data.market_data import MarketDataSource, source_from_settings
@@ -58,6 +59,13 @@ class StoreResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     url: str = ""
     s3: S3Resource | None = None
+    _store: Store | None = PrivateAttr(default=None)
 
     def store(self) -> Store:
-        return store_from_url(self.url or config.storage_url(), s3_client_factory(self.s3))
+        # One store (and so one S3 client) per resource instance: building a client parses
+        # the S3 service model, which is not free on every call of a run.
+        if self._store is None:
+            self._store = store_from_url(
+                self.url or config.storage_url(), s3_client_factory(self.s3)
+            )
+        return self._store
