@@ -122,6 +122,51 @@ def test_help_lists_the_commands(tmp_path: Path) -> None:
         assert flag in sub.stdout
 
 
+@pytest.mark.parametrize("script", [False, True], ids=["python-m", "script"])
+def test_a_known_error_is_one_line_however_the_cli_is_started(tmp_path: Path, script: bool) -> None:
+    """Under `python -m` the CLI module is `__main__`: errors are matched by class, so its own
+    usage errors are still known errors there."""
+    proc = zdte(
+        "prediction", "--ticker", "AAPL", "--date", "2024-13-01", home=tmp_path, script=script
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert one_line(proc.stderr) == "zdte: --date '2024-13-01' is not a date (YYYY-MM-DD)"
+
+
+def test_known_errors_are_the_domain_failures_not_bugs() -> None:
+    from zdte_assets.model.params import InsufficientHistoryError
+
+    from zdte_assets.apps.backup import BackupError
+    from zdte_assets.apps.replay import ReplayError
+    from zdte_assets.apps.stack import StackError
+    from zdte_assets.core.calendar import CalendarError
+    from zdte_assets.core.errors import KNOWN_ERRORS, UsageError, is_known_error
+    from zdte_assets.data.market_data import MarketDataError
+    from zdte_assets.data.validation import DataValidationError
+    from zdte_assets.model.lifecycle import MissingHistoryError
+    from zdte_assets.orchestration.tracking import TrackingError
+    from zdte_assets.storage.store import ObjectNotFound, StorageError
+
+    known = (
+        UsageError,
+        ReplayError,
+        BackupError,
+        StackError,
+        CalendarError,
+        MarketDataError,
+        DataValidationError,
+        MissingHistoryError,
+        InsufficientHistoryError,
+        TrackingError,
+        StorageError,
+        ObjectNotFound,
+        FileNotFoundError,
+    )
+    assert all(issubclass(cls, KNOWN_ERRORS) for cls in known)
+    assert is_known_error(UsageError("x")) and is_known_error(FileNotFoundError("x"))
+    assert not any(is_known_error(e) for e in (ValueError("x"), KeyError("x"), TypeError("x")))
+
+
 def test_a_replay_into_unreachable_configured_stores_writes_nothing(tmp_path: Path) -> None:
     from zdte_assets_tests.services import free_ports
 

@@ -13,10 +13,13 @@ import polars as pl
 import pytest
 
 from zdte_assets.orchestration.io_manager import (
+    WINDOW_INPUT,
     IOManagerError,
     ZdteIOManager,
+    is_window_input,
     markdown_preview,
 )
+from zdte_assets.orchestration.resources import s3_resource
 from zdte_assets.storage.keys import object_key
 from zdte_assets_tests.conftest import S3Bucket
 
@@ -54,10 +57,12 @@ def build_assets(level: float = 100.0, skip_day: str | None = None) -> list[dg.A
             "bars": dg.AssetIn(
                 key=BAR,
                 partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-3, end_offset=-1),
+                metadata=WINDOW_INPUT,
             ),
             "stats": dg.AssetIn(
                 key=STATS,
                 partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-3, end_offset=-1),
+                metadata=WINDOW_INPUT,
             ),
         },
     )
@@ -161,7 +166,8 @@ def run(
         selection=select,
         partition_key=partition_key,
         tags=tags,
-        resources={"io_manager": ZdteIOManager(storage_url=target.url)},
+        # The S3 client comes from dagster-aws's resource, configured like the plain one.
+        resources={"io_manager": ZdteIOManager(storage_url=target.url, s3=s3_resource())},
         raise_on_error=raise_on_error,
         instance=target.instance,
     )
@@ -254,6 +260,65 @@ def test_window_input_concatenates_upstream_partitions(target: Target) -> None:
         "stats_keys": [],
     }
     no_pickle(target)
+
+
+def test_window_shape_does_not_depend_on_how_many_partitions_it_holds(target: Target) -> None:
+    """Near the start of the partitions a window holds one upstream partition (or none): the
+    consumer still gets {partition_key: value} and a frame, never the bare value."""
+    assets = build_assets()
+    first = DAYS.get_first_partition_key()
+    assert first is not None
+    run(target, assets, [BAR, STATS], partition_key=first)
+    second = DAYS.get_partition_keys()[1]
+    run(target, assets, [WINDOW], partition_key=second)  # window: the first partition only
+    got = target.json(f"AAPL/window/{second}.json")
+    assert got["stats_keys"] == [first]
+    assert got["stats_days"] == [first]
+    assert got["dates"] == [first]
+
+    run(target, assets, [WINDOW], partition_key=first)  # window before the first partition
+    assert target.json(f"AAPL/window/{first}.json")["stats_keys"] == []
+
+
+def test_undeclared_multi_partition_json_input_is_refused(local_target: Target) -> None:
+    """A same-partition JSON input in a range run has no shape of its own: one clear error
+    naming the fix, instead of a dict where a value was declared."""
+
+    @dg.asset(
+        key=["AAPL", "echo"],
+        partitions_def=DAYS,
+        backfill_policy=SINGLE_RUN,
+        ins={"stats": dg.AssetIn(key=STATS)},
+    )
+    def echo(context: dg.AssetExecutionContext, stats: Any) -> dict[str, Any]:
+        return {k: {"seen": True} for k in context.partition_keys}
+
+    assets = [*build_assets(), echo]
+    run(local_target, assets, [STATS], key_range=("2024-06-10", "2024-06-11"))
+    with pytest.raises(Exception) as info:
+        run(local_target, assets, [echo.key], key_range=("2024-06-10", "2024-06-11"))
+    err = _user_error(info.value)
+    assert isinstance(err, IOManagerError)
+    assert "WINDOW_INPUT" in str(err)
+
+
+def test_every_window_of_the_code_location_is_declared() -> None:
+    """Each input whose partition mapping spans several upstream partitions carries
+    WINDOW_INPUT, so its consumer always gets the window shape."""
+    from zdte_assets.orchestration.definitions import build_definitions
+
+    defs = build_definitions(tickers=["AAPL"])
+    windows = 0
+    for assets_def in defs.resolve_asset_graph().assets_defs:
+        for name, key in assets_def.keys_by_input_name.items():
+            mapping = assets_def.get_partition_mapping(key)
+            spans = isinstance(mapping, dg.TimeWindowPartitionMapping) and (
+                mapping.start_offset != mapping.end_offset
+            )
+            declared = is_window_input(assets_def.op.ins[name].metadata)
+            assert declared == spans, f"{assets_def.key.to_user_string()} input {name}"
+            windows += declared
+    assert windows >= 1
 
 
 def test_missing_single_partition_names_url(target: Target) -> None:

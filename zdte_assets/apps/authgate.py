@@ -35,7 +35,6 @@ import hashlib
 import hmac
 import ipaddress
 import math
-import os
 import sys
 import threading
 import time
@@ -43,6 +42,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from zdte_assets.core import config
 from zdte_assets.core.errors import first_line
 
 #: bcrypt's minimum. The UI password is a generated 160-bit token: no work factor makes guessing
@@ -283,10 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m zdte_assets.apps.authgate")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="answer Caddy's forward_auth")
-    serve.add_argument("--host", default=os.environ.get("ZDTE_BIND", "127.0.0.1"))
-    serve.add_argument(
-        "--port", type=int, default=int(os.environ.get("ZDTE_AUTHGATE_PORT", "9180"))
-    )
+    serve.add_argument("--host", default=config.authgate_settings().host)
+    serve.add_argument("--port", type=int, default=config.authgate_settings().port)
     sub.add_parser("hash-password", help=f"bcrypt (cost {BCRYPT_COST}) of a password on stdin")
     args = parser.parse_args(argv)
     if args.command == "hash-password":
@@ -301,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         print(line, file=sys.stderr, flush=True)
 
     try:
-        gate = gate_from_env(os.environ, log)
+        gate = gate_from_env(config.environment(), log)
     except GateError as exc:
         print(f"authgate: {exc}", file=sys.stderr)
         return 2

@@ -38,7 +38,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from zdte_assets.core.errors import first_line
+from zdte_assets.core import config
+from zdte_assets.core.errors import ZdteError, first_line
 
 FORMAT = "zdte-stack-backup/1"
 #: Database of each service: (role in the backup, settings prefix in stack.env).
@@ -48,7 +49,7 @@ BUCKETS = ("ZDTE_BUCKET", "ZDTE_MLFLOW_BUCKET")
 _CHUNK = 1 << 20
 
 
-class BackupError(RuntimeError):
+class BackupError(ZdteError, RuntimeError):
     """The stack is not ready, a tool is missing, or a directory is not a complete backup."""
 
 
@@ -100,7 +101,7 @@ def _conninfo(params: Mapping[str, str], dbname: str) -> tuple[str, dict[str, st
 
     parts = {k: v for k, v in params.items() if k not in ("password", "dbname")}
     parts["dbname"] = dbname
-    env = dict(os.environ)
+    env = config.environment()
     if params.get("password"):
         env["PGPASSWORD"] = params["password"]
     return " ".join(f"{k}={quote(str(v))}" for k, v in parts.items()), env

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
 import sys
 import time
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from zdte_assets.core import calendar, config
 from zdte_assets.core.config import STUDY_LOOKBACK_WEEKS
+from zdte_assets.core.errors import ZdteError
 from zdte_assets.data.market_data import MarketDataSource, source_from_settings
 from zdte_assets.features.rows import LOOKBACK
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 MARKER = ".zdte-replay"
 
 
-class ReplayError(ValueError):
+class ReplayError(ZdteError, ValueError):
     """A replay that cannot start: bad range, no data, no history."""
 
 
@@ -433,7 +433,7 @@ def _replay(
             "sensor_log": sensor_log,
         },
         "storage": store_url,
-        "dagster_home": os.environ.get("DAGSTER_HOME", ""),
+        "dagster_home": str(config.dagster_home()),
         "replay_id": replay_id,
     }
     result["plots"] = report.write_plots(
@@ -477,13 +477,15 @@ def collect_days(
 
     from zdte_assets.apps import report
     from zdte_assets.storage import store as storage
+    from zdte_assets.storage.keys import asset_value_key
     from zdte_assets.trading.predictions import table_row
 
     rows = []
     for day in days:
-        pred = storage.read_json(store, f"{ticker}/prediction/{day}.json")
-        out = storage.read_json(store, f"{ticker}/prediction_outcome/{day}.json")
-        drift = storage.read_json(store, f"{ticker}/drift_report/{day}.json")
+        key = day.isoformat()
+        pred = storage.read_json(store, asset_value_key(ticker, "prediction", key, "json"))
+        out = storage.read_json(store, asset_value_key(ticker, "prediction_outcome", key, "json"))
+        drift = storage.read_json(store, asset_value_key(ticker, "drift_report", key, "json"))
         # The prediction's columns as in the published table, plus what the evening added.
         row = table_row(pred).to_dicts()[0]
         row.update(

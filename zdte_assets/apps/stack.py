@@ -47,7 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zdte_assets.core.errors import first_line
+from zdte_assets.core import config
+from zdte_assets.core.errors import ZdteError, first_line
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -68,7 +69,7 @@ SECRET_NAMES = (
 )
 
 
-class StackError(RuntimeError):
+class StackError(ZdteError, RuntimeError):
     """A service cannot be started or is not ready; the message says which and where to look."""
 
 
@@ -87,9 +88,7 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 def stack_dir(environ: Mapping[str, str] | None = None) -> Path:
-    env = os.environ if environ is None else environ
-    home = Path(env.get("ZDTE_HOME", ".zdte")).expanduser().resolve()
-    return Path(env.get("ZDTE_STACK_DIR", str(home / "stack"))).expanduser().resolve()
+    return config.stack_dir(environ)
 
 
 def _token() -> str:
@@ -124,7 +123,7 @@ def credentials(directory: Path) -> dict[str, str]:
 def configuration(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """Every setting of the stack: stack.env, overridden by the environment, plus credentials
     and the derived URLs each process reads (the same names compose passes)."""
-    env = dict(os.environ if environ is None else environ)
+    env = config.environment() if environ is None else dict(environ)
     cfg = read_env_file(STACK_ENV_FILE)
     cfg.update({k: v for k, v in env.items() if k in cfg})
     directory = stack_dir(env)
@@ -512,7 +511,7 @@ _NOT_FOR_SERVICES = frozenset({"ZDTE_PG_ADMIN_URL", "CADDY_AUTH_PASSWORD"})
 def process_env(cfg: Mapping[str, str]) -> dict[str, str]:
     """The environment every process of the stack gets: the stack's settings on top of ours,
     without the administrative Postgres URL and the UI password, which no service needs."""
-    env = dict(os.environ)
+    env = config.environment()
     env.update({k: v for k, v in cfg.items() if k not in _NOT_FOR_SERVICES})
     hash_path = Path(cfg["ZDTE_STACK_DIR"]) / "caddy-auth-hash"
     if hash_path.exists():

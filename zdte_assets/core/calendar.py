@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 import exchange_calendars as xc
 import pandas as pd
 
+from zdte_assets.core.errors import ZdteError
+
 EXCHANGE = "XNYS"
 TIMEZONE = "America/New_York"
 NY = ZoneInfo(TIMEZONE)
@@ -20,7 +22,7 @@ NY = ZoneInfo(TIMEZONE)
 CALENDAR_START = dt.date(2000, 1, 3)
 
 
-class CalendarError(ValueError):
+class CalendarError(ZdteError, ValueError):
     """A date outside the calendar's range or not a session where one is required."""
 
 

@@ -3,12 +3,17 @@
 Local default: everything under one data directory (``ZDTE_HOME``, default ``./.zdte``), no
 service needed. Production: ``ZDTE_STORAGE_URL=s3://bucket/prefix`` plus the standard AWS,
 MLflow and Dagster variables.
+
+This is the one module that reads the environment: every other module asks a function here, so
+the settings a process honours are listed in one file. Other modules may still *set* variables
+(for a library that reads them itself, or for a child process).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,24 +26,110 @@ if TYPE_CHECKING:
 STUDY_LOOKBACK_WEEKS = 30
 
 
-def zdte_home() -> Path:
-    """Local data directory; created on first use."""
-    home = Path(os.environ.get("ZDTE_HOME", ".zdte")).expanduser().resolve()
-    return home
+def _get(name: str, default: str = "", env: Mapping[str, str] | None = None) -> str:
+    """One variable, stripped; `env` stands in for the process environment (tests, the stack)."""
+    return (os.environ if env is None else env).get(name, default).strip()
+
+
+def environment() -> dict[str, str]:
+    """A copy of the whole process environment, for the two readers that need all of it: a child
+    process, which inherits it, and the stack, whose settings file (docker/stack.env) names the
+    variables that override it."""
+    return dict(os.environ)
+
+
+def zdte_home(env: Mapping[str, str] | None = None) -> Path:
+    """Local data directory (``ZDTE_HOME``, default ``./.zdte``); created on first use."""
+    return Path(_get("ZDTE_HOME", ".zdte", env) or ".zdte").expanduser().resolve()
 
 
 def storage_url() -> str:
     """Where asset values live: a local path or ``s3://bucket/prefix``."""
-    url = os.environ.get("ZDTE_STORAGE_URL", "").strip()
+    url = _get("ZDTE_STORAGE_URL")
     return url or str(zdte_home() / "storage")
 
 
 def mlflow_tracking_uri() -> str:
     """The standard MLFLOW_TRACKING_URI, or a SQLite store in the data directory."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    uri = _get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
     return f"sqlite:///{zdte_home() / 'mlflow.db'}"
+
+
+def dagster_home() -> Path:
+    """The Dagster instance directory: the standard ``DAGSTER_HOME``, else ``<ZDTE_HOME>/dagster``."""
+    home = _get("DAGSTER_HOME")
+    return Path(home).expanduser().resolve() if home else zdte_home() / "dagster"
+
+
+#: The variables that point runs, models and studies at a configured (possibly production) store.
+CONFIGURED_STORES = ("DAGSTER_HOME", "MLFLOW_TRACKING_URI", "ZDTE_OPTUNA_STORAGE")
+
+
+def configured_stores() -> dict[str, str]:
+    """Those of `CONFIGURED_STORES` that are set (non-empty), with their values."""
+    return {name: value for name in CONFIGURED_STORES if (value := _get(name))}
+
+
+def automation_on() -> bool:
+    """``ZDTE_AUTOMATION=on`` (or 1, true, running): schedules and sensors start by themselves."""
+    return _get("ZDTE_AUTOMATION", "off").lower() in {"on", "1", "true", "running"}
+
+
+def expiry_rules(env: Mapping[str, str] | None = None) -> str:
+    """``ZDTE_EXPIRY_RULES`` as set (JSON text or a file path), empty when unset."""
+    return _get("ZDTE_EXPIRY_RULES", "", env)
+
+
+def stack_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where `zdte stack` keeps its state: ``ZDTE_STACK_DIR``, else ``<ZDTE_HOME>/stack``."""
+    raw = _get("ZDTE_STACK_DIR", "", env)
+    return Path(raw).expanduser().resolve() if raw else zdte_home(env) / "stack"
+
+
+@dataclass(frozen=True)
+class AuthGateSettings:
+    """Where the login gate listens (``ZDTE_BIND``, ``ZDTE_AUTHGATE_PORT``)."""
+
+    host: str
+    port: int
+
+
+def authgate_settings() -> AuthGateSettings:
+    port = _get("ZDTE_AUTHGATE_PORT", "9180")
+    try:
+        return AuthGateSettings(host=_get("ZDTE_BIND", "127.0.0.1"), port=int(port))
+    except ValueError:
+        raise ValueError(f"ZDTE_AUTHGATE_PORT={port!r}: expected a port number") from None
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """How to reach S3, from the standard AWS variables: the endpoint (``AWS_ENDPOINT_URL_S3``,
+    then ``AWS_ENDPOINT_URL``; None means AWS itself), the region (``AWS_REGION``, then
+    ``AWS_DEFAULT_REGION``) and the retries (``AWS_MAX_ATTEMPTS``, default 5, and
+    ``AWS_RETRY_MODE``, default standard). Credentials are not settings of zdte: botocore finds
+    them itself (variables, shared files or an instance role)."""
+
+    endpoint_url: str | None
+    region_name: str | None
+    max_attempts: int
+    retry_mode: str
+
+
+def s3_settings() -> S3Settings:
+    attempts = _get("AWS_MAX_ATTEMPTS", "5")
+    try:
+        max_attempts = int(attempts)
+    except ValueError:
+        raise ValueError(f"AWS_MAX_ATTEMPTS={attempts!r}: expected a whole number") from None
+    return S3Settings(
+        endpoint_url=_get("AWS_ENDPOINT_URL_S3") or _get("AWS_ENDPOINT_URL") or None,
+        region_name=_get("AWS_REGION") or _get("AWS_DEFAULT_REGION") or None,
+        max_attempts=max(1, max_attempts),
+        retry_mode=_get("AWS_RETRY_MODE", "standard") or "standard",
+    )
 
 
 def known_splits(ticker: str) -> list[Split]:
@@ -47,7 +138,7 @@ def known_splits(ticker: str) -> list[Split]:
 
     The table settles gaps the data cannot (see `adjustment`); a malformed file is one clear error.
     """
-    path = os.environ.get("ZDTE_SPLITS", "").strip()
+    path = _get("ZDTE_SPLITS")
     if not path:
         return []
     import csv
@@ -76,7 +167,7 @@ def history_start(default: dt.date) -> dt.date:
     """First trading day of the partitions (``ZDTE_HISTORY_START``, ISO date; `default` when
     unset). A desk starting on a new host backfills from here, so a later start means a shorter
     first backfill; it must leave the weekly study its lookback before the first traded week."""
-    raw = os.environ.get("ZDTE_HISTORY_START", "").strip()
+    raw = _get("ZDTE_HISTORY_START")
     if not raw:
         return default
     try:
@@ -87,7 +178,7 @@ def history_start(default: dt.date) -> dt.date:
 
 def tickers() -> list[str]:
     """Tickers the code location serves (``ZDTE_TICKERS``, comma separated; default AAPL)."""
-    raw = os.environ.get("ZDTE_TICKERS", "AAPL")
+    raw = _get("ZDTE_TICKERS", "AAPL")
     out = [t.strip().upper() for t in raw.split(",") if t.strip()]
     return out or ["AAPL"]
 
@@ -101,8 +192,8 @@ class SourceSettings:
 
 
 def source_settings() -> SourceSettings:
-    kind = os.environ.get("ZDTE_SOURCE", "sample").strip().lower() or "sample"
-    path = os.environ.get("ZDTE_SOURCE_PATH", "").strip() or None
+    kind = _get("ZDTE_SOURCE", "sample").lower() or "sample"
+    path = _get("ZDTE_SOURCE_PATH") or None
     return SourceSettings(kind=kind, path=path)
 
 

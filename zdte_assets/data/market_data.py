@@ -29,7 +29,7 @@ from zdte_assets.core.calendar import (
     session_close_time,
     session_open_time,
 )
-from zdte_assets.core.errors import first_line
+from zdte_assets.core.errors import ZdteError, first_line
 from zdte_assets.data.validation import CheckedBars, DataValidationError, check_bars, validate_bars
 
 SAMPLE_TICKER = "AAPL"
@@ -41,7 +41,7 @@ DAILY_BAR_SETTLE = dt.timedelta(minutes=15)
 Downloader = Callable[..., Any]
 
 
-class MarketDataError(RuntimeError):
+class MarketDataError(ZdteError, RuntimeError):
     """A source could not deliver the requested bars; the message is one line."""
 
     def __init__(self, message: str) -> None:

@@ -40,6 +40,7 @@ from typing import Any
 import polars as pl
 
 from zdte_assets.core.calendar import first_session, last_session, trading_days
+from zdte_assets.core.errors import ZdteError
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("date", "open", "high", "low", "close", "volume")
 PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
@@ -62,7 +63,7 @@ _ROW = "__row"
 _DATE_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[ T].*)?$")
 
 
-class DataValidationError(ValueError):
+class DataValidationError(ZdteError, ValueError):
     """Bad input data, with a one-line message: ``source: row N (date): problem``."""
 
     def __init__(
@@ -335,7 +336,7 @@ def _row_checks(raw_schema: pl.Schema, has_adj: bool, require_trading_days: bool
         )
         checks.append(
             _Check(
-                ~outside_calendar & ~date.is_in(_session_series()),
+                ~outside_calendar & ~date.is_in(_session_series().implode()),
                 lambda v: (
                     f"{v['date']} ({v['date']:%A}) is not an NYSE trading day "
                     "(weekend or exchange holiday)"

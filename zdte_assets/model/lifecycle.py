@@ -18,6 +18,7 @@ import polars as pl
 
 from zdte_assets.core import calendar
 from zdte_assets.core.config import STUDY_LOOKBACK_WEEKS
+from zdte_assets.core.errors import ZdteError
 from zdte_assets.core.records import ModelPointer
 from zdte_assets.data.adjustment import Split
 from zdte_assets.evaluation import metrics as evaluation
@@ -31,7 +32,7 @@ from zdte_assets.storage.store import json_safe
 MONITORING_CONFIG = drift.DriftConfig(data_autocorr_adjust=True)
 
 
-class MissingHistoryError(ValueError):
+class MissingHistoryError(ZdteError, ValueError):
     """Some session of a feature window has no stored bar."""
 
 

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from zdte_assets.core.errors import ZdteError
+
 TARGET = "target"
 #: The volatility forecast column (see ``features.SESSION_VOL``), never a model input.
 SESSION_VOL = "session_vol"
@@ -30,7 +32,7 @@ DATE = "date"
 MIN_TRAIN_ROWS = 20
 
 
-class InsufficientHistoryError(ValueError):
+class InsufficientHistoryError(ZdteError, ValueError):
     """Fewer rows than a walk-forward or retrain needs; says how many are needed and given."""
 
     def __init__(self, needed: int, available: int, what: str = "walk-forward") -> None:

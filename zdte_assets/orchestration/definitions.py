@@ -23,7 +23,7 @@ from zdte_assets.orchestration.partitions import (
     trading_day_partitions,
     trading_week_partitions,
 )
-from zdte_assets.orchestration.resources import MarketDataResource, StoreResource
+from zdte_assets.orchestration.resources import MarketDataResource, StoreResource, s3_resource
 from zdte_assets.orchestration.run_watchdog import run_watchdog
 from zdte_assets.orchestration.schedules import build_schedules
 from zdte_assets.orchestration.sensors import build_sensors
@@ -44,6 +44,7 @@ def build_definitions(
     settings = config.source_settings()
     tickers = tickers or config.tickers()
     url = storage_url or config.storage_url()
+    s3 = s3_resource()
     days = trading_day_partitions(start)
     weeks = trading_week_partitions(start)
     assets: list[dg.AssetsDefinition] = []
@@ -70,11 +71,11 @@ def build_definitions(
         # 20 s a step on two cores, most of the 09:30 run).
         executor=dg.in_process_executor,
         resources={
-            "io_manager": ZdteIOManager(storage_url=url),
+            "io_manager": ZdteIOManager(storage_url=url, s3=s3),
             "market_data": MarketDataResource(
                 kind=source_kind or settings.kind, path=source_path or settings.path
             ),
-            "store": StoreResource(url=url),
+            "store": StoreResource(url=url, s3=s3),
             "mlflow": MlflowTracking(tracking_uri=tracking_uri or config.mlflow_tracking_uri()),
         },
     )

@@ -15,9 +15,11 @@ from typing import Any
 
 import dagster as dg
 import polars as pl
+from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
 
 from zdte_assets.core import config, timing
+from zdte_assets.orchestration.resources import s3_client_factory
 from zdte_assets.storage.keys import EXTENSIONS, object_key
 from zdte_assets.storage.store import (
     ObjectNotFound,
@@ -31,6 +33,17 @@ from zdte_assets.storage.store import (
 #: Column that says which partition a row of a multi-partition frame belongs to.
 DATE_COLUMN = "date"
 PREVIEW_ROWS = 5
+
+#: Metadata of an input declared as a window of upstream partitions (an ``AssetIn`` with a
+#: ``TimeWindowPartitionMapping`` spanning several partitions): ``dg.AssetIn(key=...,
+#: partition_mapping=..., metadata=WINDOW_INPUT)``. Such an input is always loaded as a window,
+#: however many partitions it holds in a given run (one near the start of the partitions).
+WINDOW_INPUT: Mapping[str, Any] = {"zdte/window": True}
+
+
+def is_window_input(metadata: Mapping[str, Any] | None) -> bool:
+    """Whether an input's declared metadata makes it a window (see `WINDOW_INPUT`)."""
+    return bool((metadata or {}).get("zdte/window"))
 
 
 class IOManagerError(ValueError):
@@ -149,17 +162,26 @@ class ZdteIOManager(dg.ConfigurableIOManager):
       split by partition time window, or a dict ``{partition_key: value}``; every partition
       must get a value, else nothing is written. A one-partition run may return either the
       value itself or ``{partition_key: value}``.
-    - input of one partition: the stored value. Input of several (a partition mapping window,
-      or an unpartitioned consumer): DataFrames concatenated in partition order, JSON values as
-      ``{partition_key: value}``; partitions not stored are skipped, so the consumer checks
-      completeness. A window that is one partition long therefore yields the bare value.
+    - input, by its declaration only, never by how many partitions a run happens to hold:
+      an input declared a window (``metadata=WINDOW_INPUT``) is DataFrames concatenated in
+      partition order or JSON values as ``{partition_key: value}``, also when the window holds
+      one partition or none; partitions not stored are skipped, so the consumer checks
+      completeness. Any other input is the stored value of its partition; in a range run
+      DataFrames concatenate (the same shape), other values need a window declaration.
+
+    ``s3`` is dagster-aws's S3 resource that builds the client for an ``s3://`` URL; left
+    unset, the client is configured from the environment like outside Dagster.
     """
 
     storage_url: str = ""
+    s3: S3Resource | None = None
     _store: Store | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._store = store_from_url(self.resolved_url())
+        self._store = self._open()
+
+    def _open(self) -> Store:
+        return store_from_url(self.resolved_url(), s3_client_factory(self.s3))
 
     def resolved_url(self) -> str:
         return self.storage_url.strip() or config.storage_url()
@@ -167,7 +189,7 @@ class ZdteIOManager(dg.ConfigurableIOManager):
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = store_from_url(self.resolved_url())
+            self._store = self._open()
         return self._store
 
     # -- output ------------------------------------------------------------------------------
@@ -263,9 +285,20 @@ class ZdteIOManager(dg.ConfigurableIOManager):
         if not context.has_asset_partitions:
             return self._load_one(path, None)
         keys = list(context.asset_partition_keys)
+        if is_window_input(context.definition_metadata):
+            return self._load_many(context, path, keys)
         if len(keys) == 1:
             return self._load_one(path, keys[0])
-        return self._load_many(context, path, keys)
+        # A range run of a range-aware asset (BackfillPolicy.single_run): its frames are one
+        # frame, the same shape as one partition's; other values have no such shape.
+        value = self._load_many(context, path, keys)
+        if not isinstance(value, pl.DataFrame):
+            raise IOManagerError(
+                f"{'/'.join(path)}: an input over {len(keys)} partitions of JSON values must be "
+                "declared a window (AssetIn(..., metadata=WINDOW_INPUT)) to be loaded as "
+                "{partition_key: value}"
+            )
+        return value
 
     def _load_one(self, path: Sequence[str], partition_key: str | None) -> Any:
         for ext in EXTENSIONS:

@@ -4,7 +4,6 @@ partition-range execution that the CLI and replay share."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -31,11 +30,9 @@ telemetry:
 
 def local_instance() -> dg.DagsterInstance:
     """The instance at DAGSTER_HOME, defaulting to `<ZDTE_HOME>/dagster` so runs persist for the UI."""
-    home = os.environ.get("DAGSTER_HOME", "").strip()
-    if not home:
-        home = str(config.zdte_home() / "dagster")
-        os.environ["DAGSTER_HOME"] = home
-    path = Path(home)
+    path = config.dagster_home()
+    # Set, not read: DagsterInstance.get() finds the instance through this variable itself.
+    os.environ["DAGSTER_HOME"] = str(path)
     path.mkdir(parents=True, exist_ok=True)
     yaml = path / "dagster.yaml"
     if not yaml.exists():

@@ -7,12 +7,11 @@
 """
 
 import datetime as dt
-import os
 from collections.abc import Callable
 
 import dagster as dg
 
-from zdte_assets.core import calendar
+from zdte_assets.core import calendar, config
 from zdte_assets.orchestration.jobs import job_name, schedule_name
 
 #: Crons in New York time; the request functions skip the days the exchange is closed.
@@ -87,8 +86,11 @@ def weekly_requests(ticker: str, now: dt.date) -> list[dg.RunRequest] | dg.SkipR
 def default_status() -> dg.DefaultScheduleStatus:
     """`ZDTE_AUTOMATION=on` starts schedules and sensors by themselves (production); off by default
     so a local `dagster dev` on the offline sample does not try to fetch today's market."""
-    on = os.environ.get("ZDTE_AUTOMATION", "off").strip().lower() in {"on", "1", "true", "running"}
-    return dg.DefaultScheduleStatus.RUNNING if on else dg.DefaultScheduleStatus.STOPPED
+    return (
+        dg.DefaultScheduleStatus.RUNNING
+        if config.automation_on()
+        else dg.DefaultScheduleStatus.STOPPED
+    )
 
 
 RequestFn = Callable[[str, dt.date], "list[dg.RunRequest] | dg.SkipReason"]

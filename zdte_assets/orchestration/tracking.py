@@ -26,7 +26,7 @@ import dagster as dg
 import polars as pl
 
 from zdte_assets.core import config, timing
-from zdte_assets.core.errors import first_line
+from zdte_assets.core.errors import ZdteError, first_line
 from zdte_assets.model.persistence import install_dir
 
 P = ParamSpec("P")
@@ -61,7 +61,7 @@ def _server_errors() -> tuple[type[BaseException], ...]:
     )
 
 
-class TrackingError(RuntimeError):
+class TrackingError(ZdteError, RuntimeError):
     """The tracking server is unreachable or refused a write."""
 
 
@@ -69,6 +69,7 @@ def quiet_mlflow() -> None:
     """No download progress bars or pip-version notes in the run logs of every daily model."""
     import logging
 
+    # Set, not read: MLflow reads this variable itself (an explicit setting still wins).
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.getLogger("mlflow").setLevel(logging.ERROR)
 
@@ -112,6 +113,7 @@ class MlflowTracking(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     def client(self) -> Any:
         quiet_mlflow()
+        # Set, not read: MLflow's HTTP client reads these itself (an explicit setting still wins).
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
         uri = self.uri()
@@ -217,7 +219,7 @@ class MlflowTracking(dg.ConfigurableResource):  # type: ignore[type-arg]
     ) -> None:
         """Record the rows a model saw as an MLflow dataset input of the run."""
         import mlflow.data
-        from mlflow.entities import DatasetInput, InputTag
+        from mlflow.entities import Dataset, DatasetInput, InputTag
 
         # Dates as ISO strings: MLflow's schema has no date type and would warn on every run.
         frame = frame.with_columns(pl.col(pl.Date).cast(pl.String))
@@ -227,7 +229,17 @@ class MlflowTracking(dg.ConfigurableResource):  # type: ignore[type-arg]
             targets="target" if "target" in frame.columns else None,
             digest=digest[:36] if digest else None,
         )
-        entity = dataset._to_mlflow_entity()
+        # The dataset's public description (name, digest, source, schema, profile) is exactly
+        # the fields of the entity the client logs.
+        fields = dataset.to_dict()
+        entity = Dataset(
+            name=fields["name"],
+            digest=fields["digest"],
+            source_type=fields["source_type"],
+            source=fields["source"],
+            schema=fields.get("schema"),
+            profile=fields.get("profile"),
+        )
         self.client().log_inputs(
             run_id, datasets=[DatasetInput(entity, tags=[InputTag("mlflow.data.context", context)])]
         )

@@ -8,8 +8,10 @@ fsync + ``os.replace`` in the same directory; on S3 a single ``PutObject`` is al
 
 S3 access is configured only through the standard AWS environment variables
 (``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
-``AWS_DEFAULT_REGION``), which botocore reads itself, so the same code talks to AWS or to an
-S3-compatible server on premises without a settings file of its own.
+``AWS_DEFAULT_REGION``), so the same code talks to AWS or to an S3-compatible server on premises
+without a settings file of its own: `zdte_assets.core.config.s3_settings` reads the endpoint,
+region and retries, botocore the credentials. Inside Dagster the client comes from dagster-aws's
+``S3Resource`` instead (see `zdte_assets.orchestration.resources`); ``S3Store`` takes either.
 """
 
 from __future__ import annotations
@@ -23,11 +25,15 @@ import os
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 import polars as pl
+
+from zdte_assets.core import config
+from zdte_assets.core.errors import ZdteError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -36,7 +42,7 @@ if TYPE_CHECKING:
 TEMP_PREFIX = ".zdte-tmp-"
 
 
-class StorageError(Exception):
+class StorageError(ZdteError):
     """A storage operation failed; the message is one line and names the object or bucket URL."""
 
 
@@ -203,26 +209,29 @@ def _botocore_session() -> Any:
     return session
 
 
-def make_s3_client() -> S3Client:
-    """An S3 client configured from the environment only.
+def make_s3_client(settings: config.S3Settings | None = None) -> S3Client:
+    """An S3 client for code outside Dagster, configured by `settings` (default: the
+    environment, see `config.s3_settings`); botocore finds the credentials itself.
 
-    botocore itself reads the endpoint (``AWS_ENDPOINT_URL_S3`` then ``AWS_ENDPOINT_URL``),
-    credentials and region. Against a non-AWS endpoint the client is rebuilt with path-style
-    addressing, because S3-compatible servers on premises rarely have wildcard DNS for
-    virtual-hosted bucket names.
+    Against a non-AWS endpoint the client uses path-style addressing, because S3-compatible
+    servers on premises rarely have wildcard DNS for virtual-hosted bucket names.
     """
     import boto3
     from botocore.config import Config
 
-    retries: dict[str, Any] = {"mode": os.environ.get("AWS_RETRY_MODE", "standard")}
-    if "AWS_MAX_ATTEMPTS" not in os.environ:
-        retries["max_attempts"] = 5
-    config = Config(retries=retries, connect_timeout=5, read_timeout=60)  # type: ignore[arg-type]
+    s = settings or config.s3_settings()
+    retries: Any = {"mode": s.retry_mode, "max_attempts": s.max_attempts}
+    options = Config(retries=retries, connect_timeout=5, read_timeout=60)
     session = boto3.session.Session(botocore_session=_botocore_session())
-    client = session.client("s3", config=config)
+    client = session.client(
+        "s3", config=options, endpoint_url=s.endpoint_url, region_name=s.region_name
+    )
     host = urlparse(client.meta.endpoint_url).hostname or ""
     if not host.endswith(_AWS_HOST_SUFFIXES):
-        client = session.client("s3", config=config.merge(Config(s3={"addressing_style": "path"})))
+        options = options.merge(Config(s3={"addressing_style": "path"}))
+        client = session.client(
+            "s3", config=options, endpoint_url=s.endpoint_url, region_name=s.region_name
+        )
     return client
 
 
@@ -266,14 +275,22 @@ def ensure_bucket_encryption(client: S3Client, bucket: str) -> bool:
 
 
 class S3Store(Store):
-    """Objects under ``s3://bucket/prefix``."""
+    """Objects under ``s3://bucket/prefix``; the client comes from `make_client` (default
+    `make_s3_client`: the environment), built on first use."""
 
-    def __init__(self, bucket: str, prefix: str = "", client: S3Client | None = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        client: S3Client | None = None,
+        make_client: Callable[[], S3Client] | None = None,
+    ) -> None:
         if not bucket:
             raise ValueError("S3 storage URL needs a bucket: s3://bucket/prefix")
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self._client = client
+        self._make_client = make_client or make_s3_client
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -286,7 +303,7 @@ class S3Store(Store):
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    self._client = make_s3_client()
+                    self._client = self._make_client()
         return self._client
 
     def _name(self, key: str) -> str:
@@ -381,14 +398,15 @@ class S3Store(Store):
         return sorted(k for k in out if not k.rpartition("/")[2].startswith(TEMP_PREFIX))
 
 
-def store_from_url(url: str) -> Store:
-    """Open the store a URL names: a local path, ``file://...`` or ``s3://bucket/prefix``."""
+def store_from_url(url: str, make_client: Callable[[], S3Client] | None = None) -> Store:
+    """Open the store a URL names: a local path, ``file://...`` or ``s3://bucket/prefix``;
+    `make_client` builds the client of an S3 store (default: from the environment)."""
     url = url.strip()
     if not url:
         raise ValueError("empty storage URL")
     if url.startswith("s3://"):
         parsed = urlparse(url)
-        return S3Store(parsed.netloc, parsed.path)
+        return S3Store(parsed.netloc, parsed.path, make_client=make_client)
     if url.startswith("file://"):
         parsed = urlparse(url)
         if parsed.netloc not in ("", "localhost"):

@@ -37,13 +37,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from zdte_assets.core import calendar as trading_calendar
+from zdte_assets.core.config import expiry_rules
 
 ENV_VAR = "ZDTE_EXPIRY_RULES"
 RuleKind = Literal["daily", "weekly", "none"]
@@ -233,8 +233,7 @@ class ExpiryCalendar:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ExpiryCalendar:
         """Defaults, overridden by ``ZDTE_EXPIRY_RULES`` (JSON text or a JSON file path)."""
-        env = os.environ if environ is None else environ
-        raw = env.get(ENV_VAR, "").strip()
+        raw = expiry_rules(environ)
         if not raw:
             return cls.defaults()
         text = raw if raw.startswith("{") else Path(raw).expanduser().read_text()

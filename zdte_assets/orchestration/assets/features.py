@@ -10,6 +10,7 @@ import polars as pl
 from zdte_assets.core import config, timing
 from zdte_assets.features.rows import LOOKBACK
 from zdte_assets.model.lifecycle import MissingHistoryError, feature_frame
+from zdte_assets.orchestration.io_manager import WINDOW_INPUT
 from zdte_assets.orchestration.jobs import asset_key, step_priority
 from zdte_assets.orchestration.partitions import day_of
 
@@ -32,6 +33,7 @@ def build_feature_assets(
                 partition_mapping=dg.TimeWindowPartitionMapping(
                     start_offset=-LOOKBACK, end_offset=-1
                 ),
+                metadata=WINDOW_INPUT,
             ),
             "session_open": dg.AssetIn(key=asset_key(ticker, "session_open")),
         },

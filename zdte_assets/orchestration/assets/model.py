@@ -28,6 +28,7 @@ from zdte_assets.model.persistence import load_model_dir as load_model_files
 from zdte_assets.model.persistence import save_model_dir
 from zdte_assets.model.study import STUDY_EVALUATION_VERSION, run_study_stored
 from zdte_assets.model.walkforward import MAX_TRAIN_WINDOW, WalkForwardConfig
+from zdte_assets.orchestration.io_manager import WINDOW_INPUT
 from zdte_assets.orchestration.jobs import asset_key, step_priority
 from zdte_assets.orchestration.partitions import day_of, weeks_of_day_and_previous
 from zdte_assets.orchestration.resources import StoreResource
@@ -88,12 +89,14 @@ def build_model_assets(
                 partition_mapping=dg.TimeWindowPartitionMapping(
                     start_offset=-STUDY_LOOKBACK_WEEKS, end_offset=0
                 ),
+                metadata=WINDOW_INPUT,
             ),
             "daily_bar": dg.AssetIn(
                 key=asset_key(ticker, "daily_bar"),
                 partition_mapping=dg.TimeWindowPartitionMapping(
                     start_offset=-STUDY_LOOKBACK_WEEKS, end_offset=0
                 ),
+                metadata=WINDOW_INPUT,
             ),
         },
         description=(
@@ -231,12 +234,14 @@ def build_model_assets(
                 partition_mapping=dg.TimeWindowPartitionMapping(
                     start_offset=-MAX_TRAIN_SESSIONS, end_offset=-1
                 ),
+                metadata=WINDOW_INPUT,
             ),
             "daily_bar": dg.AssetIn(
                 key=asset_key(ticker, "daily_bar"),
                 partition_mapping=dg.TimeWindowPartitionMapping(
                     start_offset=-MAX_TRAIN_SESSIONS, end_offset=-1
                 ),
+                metadata=WINDOW_INPUT,
             ),
             # Not loaded through the IO manager: the versions are read from their own objects
             # (`versions.week_versions`), which concurrent studies of a week cannot overwrite.
@@ -244,6 +249,7 @@ def build_model_assets(
                 key=tuned_key,
                 partition_mapping=weeks_of_day_and_previous(),
                 dagster_type=dg.Nothing,
+                metadata=WINDOW_INPUT,
             ),
         },
         description=(

@@ -16,6 +16,7 @@ from zdte_assets.core.records import ModelPointer
 from zdte_assets.model.lifecycle import MONITORING_CONFIG, build_drift_report
 from zdte_assets.monitoring import drift
 from zdte_assets.orchestration.assets.model import MAX_TRAIN_SESSIONS
+from zdte_assets.orchestration.io_manager import WINDOW_INPUT
 from zdte_assets.orchestration.jobs import asset_key
 from zdte_assets.orchestration.partitions import day_of
 
@@ -65,12 +66,14 @@ def build_monitoring_assets(
                 partition_mapping=dg.TimeWindowPartitionMapping(
                     start_offset=-MAX_TRAIN_SESSIONS, end_offset=0
                 ),
+                metadata=WINDOW_INPUT,
             ),
             "prediction_outcome": dg.AssetIn(
                 key=asset_key(ticker, "prediction_outcome"),
                 partition_mapping=dg.TimeWindowPartitionMapping(
                     start_offset=-(window - 1), end_offset=0
                 ),
+                metadata=WINDOW_INPUT,
             ),
             "daily_model": dg.AssetIn(key=asset_key(ticker, "daily_model")),
         },
@@ -88,14 +91,11 @@ def build_monitoring_assets(
         daily_model: dict[str, Any],
     ) -> dg.Output[dict[str, Any]]:
         day = day_of(context.partition_key)
-        outcomes = (
-            prediction_outcome
-            if "date" not in prediction_outcome
-            else {day.isoformat(): prediction_outcome}
-        )
         with timing.part("compute"):
             pointer = ModelPointer.model_validate(daily_model)
-            report = build_drift_report(day, features, outcomes, pointer, config.to_config())
+            report = build_drift_report(
+                day, features, prediction_outcome, pointer, config.to_config()
+            )
         perf = report["performance"]
         md: dict[str, Any] = {
             "fired_triggers": ",".join(report["fired"]) or "none",

@@ -15,6 +15,7 @@ from zdte_assets.core import calendar, timing
 from zdte_assets.core.records import ModelPointer
 from zdte_assets.model.versions import champion_due
 from zdte_assets.orchestration.assets.model import load_model_dir
+from zdte_assets.orchestration.io_manager import WINDOW_INPUT
 from zdte_assets.orchestration.jobs import asset_key, step_priority
 from zdte_assets.orchestration.partitions import day_of
 from zdte_assets.orchestration.resources import StoreResource
@@ -139,6 +140,7 @@ def build_prediction_assets(
             "daily_bar": dg.AssetIn(
                 key=asset_key(ticker, "daily_bar"),
                 partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=0),
+                metadata=WINDOW_INPUT,
             ),
         },
         description="After the close: realized close, error, direction hit and P&L, next to the naive forecast's.",
