@@ -60,6 +60,8 @@ def plain_loop(
     from zdte_assets.data.market_data import source_from_settings
     from zdte_assets.features.rows import LOOKBACK
     from zdte_assets.model import lifecycle, training
+    from zdte_assets.monitoring.config import MONITORING_CONFIG
+    from zdte_assets.monitoring.report import build_drift_report
     from zdte_assets.trading.expiries import ExpiryCalendar
     from zdte_assets.trading.predictions import (
         OUTCOME_SCHEMA,
@@ -156,9 +158,7 @@ def plain_loop(
             )
             outcomes[day.isoformat()] = outcome
             past = pl.concat([past, outcome_row(outcome)])
-            lifecycle.build_drift_report(
-                day, features.tail(121), outcomes, info, lifecycle.MONITORING_CONFIG
-            )
+            build_drift_report(day, features.tail(121), outcomes, info, MONITORING_CONFIG)
             if day in reopt_days:
                 nxt = calendar.week_start(calendar.next_trading_day(day))
                 rows = lifecycle.study_rows(features, bars, nxt, day)
