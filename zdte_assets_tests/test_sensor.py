@@ -118,8 +118,13 @@ def latest(world: World, key: dg.AssetKey) -> dg.EventLogRecord:
 
 def tick(world: World, cursor: str | None) -> SensorExecutionData:
     sensor = world.defs.resolve_sensor_def(f"{TICKER}_drift_sensor")
+    # The store resource the definitions configure, as the daemon would provide it.
+    store = (world.defs.resources or {})["store"]
     context = dg.build_sensor_context(
-        instance=world.instance, cursor=cursor, definitions=world.defs
+        instance=world.instance,
+        cursor=cursor,
+        definitions=world.defs,
+        resources={"store": store},
     )
     return sensor.evaluate_tick(context)
 
