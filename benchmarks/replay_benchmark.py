@@ -75,6 +75,8 @@ def plain_loop(
     from zdte_assets.model.params import ModelParams
     from zdte_assets.model.study import run_study
     from zdte_assets.model.versions import select_version
+    from zdte_assets.monitoring.config import MONITORING_CONFIG
+    from zdte_assets.monitoring.report import build_drift_report
     from zdte_assets.trading.expiries import ExpiryCalendar
     from zdte_assets.trading.predictions import (
         OUTCOME_SCHEMA,
@@ -177,9 +179,7 @@ def plain_loop(
             )
             outcomes[day.isoformat()] = outcome
             past = pl.concat([past, outcome_row(outcome)])
-            lifecycle.build_drift_report(
-                day, features.tail(121), outcomes, info, lifecycle.MONITORING_CONFIG
-            )
+            build_drift_report(day, features.tail(121), outcomes, info, MONITORING_CONFIG)
             if day in reopt_days:
                 nxt = calendar.week_start(calendar.next_trading_day(day))
                 rows = lifecycle.study_rows(features, bars, nxt, day)

@@ -528,7 +528,7 @@ def refuse_postgres(cfg: Mapping[str, str], user: str, refuse: bool) -> None:
 
 #: A drift configuration under which the feature-drift trigger always fires (PSI above 0), set
 #: for one evening as an operator would in the launchpad, to see the sensor act.
-FIRE_DRIFT = {"overrides_json": json.dumps({"data_method": "psi", "psi_threshold": 0.0})}
+FIRE_DRIFT = {"data_method": "psi", "psi_threshold": 0.0}
 #: A short weekly study (the stack test checks the wiring, not the search).
 STUDY_TRIALS = 6
 

@@ -134,8 +134,6 @@ def test_a_known_error_is_one_line_however_the_cli_is_started(tmp_path: Path, sc
 
 
 def test_known_errors_are_the_domain_failures_not_bugs() -> None:
-    from zdte_assets.model.params import InsufficientHistoryError
-
     from zdte_assets.apps.backup import BackupError
     from zdte_assets.apps.replay import ReplayError
     from zdte_assets.apps.stack import StackError
@@ -144,6 +142,7 @@ def test_known_errors_are_the_domain_failures_not_bugs() -> None:
     from zdte_assets.data.market_data import MarketDataError
     from zdte_assets.data.validation import DataValidationError
     from zdte_assets.model.lifecycle import MissingHistoryError
+    from zdte_assets.model.params import InsufficientHistoryError
     from zdte_assets.orchestration.tracking import TrackingError
     from zdte_assets.storage.store import ObjectNotFound, StorageError
 

@@ -1,7 +1,8 @@
-"""Drift statistics, triggers and the false-alarm simulation."""
+"""Drift statistics, triggers, the cooldown, the report and the false-alarm simulation."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from pathlib import Path
@@ -12,35 +13,49 @@ import polars as pl
 import pytest
 from scipy import stats
 
+from zdte_assets.core import calendar
+from zdte_assets.core.records import DriftReport, ModelPointer
 from zdte_assets.evaluation.metrics import base_rate_up, directional_hits
+from zdte_assets.features.rows import feature_columns
 from zdte_assets.monitoring import false_alarms
-from zdte_assets.monitoring.drift import (
+from zdte_assets.monitoring.config import MONITORING_CONFIG, DriftConfig
+from zdte_assets.monitoring.cooldown import (
+    apply_cooldown,
+    cooldown_active,
+    in_cooldown,
+    sessions_between,
+)
+from zdte_assets.monitoring.false_alarms import (
     SIM_FEATURES,
-    TRIGGER_NAMES,
-    DriftConfig,
-    Trigger,
     _burn,
     _drift_fired,
     _drift_stats,
     _performance_fired,
     _simulate_paths,
     _simulate_predictions,
-    apply_cooldown,
-    cooldown_active,
-    evaluate_triggers,
+    simulate_false_alarm_grid,
+    simulate_false_alarm_rates,
+)
+from zdte_assets.monitoring.report import (
+    build_drift_report,
     feature_drift,
+    load_drift_report,
+    performance,
+    target_drift,
+)
+from zdte_assets.monitoring.statistics import (
     holm_adjust,
     ks_2samp,
     ks_pvalue_effective,
+    ks_statistic_windows,
     lag1_autocorr,
-    performance,
     psi,
-    simulate_false_alarm_grid,
-    simulate_false_alarm_rates,
-    target_drift,
     wasserstein,
     wasserstein_scaled,
 )
+from zdte_assets.monitoring.triggers import TRIGGER_NAMES, Trigger, evaluate_triggers
+from zdte_assets.storage.keys import asset_value_key
+from zdte_assets.storage.store import LocalStore
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "monitoring.md"
 
@@ -305,7 +320,7 @@ def test_triggers_order_and_missing_parts() -> None:
     assert all("Not evaluated" in t.explanation for t in triggers)
     with pytest.raises(ValueError, match="unknown report parts"):
         evaluate_triggers({"perf": {}})
-    json.dumps([t.to_dict() for t in triggers])
+    json.dumps([t.model_dump(mode="json") for t in triggers])
 
 
 def test_triggers_recompute_flags_with_their_own_config() -> None:
@@ -517,3 +532,105 @@ def test_script_prints_markdown_and_replaces_blocks(
     assert out in new
     with pytest.raises(ValueError):
         false_alarms.replace_block("no markers", "x")
+
+
+# --- the batch KS statistic, the cooldown in sessions, the report record ---------------------
+
+
+def test_window_statistics_equal_scipy() -> None:
+    rng = np.random.default_rng(21)
+    m, n = 40, 7
+    ref = rng.standard_t(4, size=(3, m))
+    series = rng.standard_t(4, size=(3, 30)) * np.array([[1.0], [1.5], [0.5]])
+    days = np.arange(n - 1, 30, dtype=np.int64)
+    h = ks_statistic_windows(ref, series, days, n)
+    lcm = math.lcm(m, n)
+    for s in range(3):
+        for j, t in enumerate(days.tolist()):
+            want = stats.ks_2samp(ref[s], series[s, t - n + 1 : t + 1]).statistic
+            assert h[s, j] == round(want * lcm)
+
+
+def test_cooldown_counts_sessions_not_calendar_days() -> None:
+    friday = dt.date(2024, 11, 8)
+    monday = calendar.next_trading_day(friday)
+    later = calendar.next_trading_day(friday, 3)
+    assert sessions_between(friday, monday) == 1
+    assert in_cooldown(monday, friday, 1) and not in_cooldown(monday, friday, 0)
+    assert in_cooldown(later, friday, 3) and not in_cooldown(later, friday, 2)
+    assert not in_cooldown(monday, None, 5)
+
+
+def _report_inputs(seed: int) -> tuple[pl.DataFrame, dict[str, dict[str, Any]], ModelPointer]:
+    rng = np.random.default_rng(seed)
+    days = calendar.trading_days(dt.date(2023, 1, 3), dt.date(2024, 6, 28))
+    cols = feature_columns()
+    frame = pl.DataFrame(
+        {"date": days, **{c: rng.standard_normal(len(days)) for c in cols}},
+    )
+    train_last = days[-41]
+    outcomes = {
+        d.isoformat(): {
+            "date": d.isoformat(),
+            "realized_return": float(rng.normal(0, 0.01)),
+            "predicted_return": float(rng.normal(0, 0.001)),
+        }
+        for d in days[-40:]
+    }
+    model = ModelPointer(
+        ticker="AAPL",
+        day=days[-1],
+        model_version="7",
+        model_uri="models:/zdte-AAPL/7",
+        mlflow_run_id="r",
+        tuned_as_of=None,
+        tuned_run_id="",
+        beats_naive=False,
+        params={},
+        features=tuple(cols),
+        sigma=0.01,
+        shrinkage=1.0,
+        train_first=days[0],
+        train_last=train_last,
+        reference_returns=tuple(rng.normal(0, 0.01, size=250).tolist()),
+        reference_errors=tuple(rng.normal(0, 0.01, size=250).tolist()),
+    )
+    return frame, outcomes, model
+
+
+def test_report_is_a_record_that_round_trips_through_json(tmp_path: Path) -> None:
+    frame, outcomes, model = _report_inputs(31)
+    day = dt.date.fromisoformat(max(outcomes))
+    report = build_drift_report(day, frame, outcomes, model, MONITORING_CONFIG)
+    assert isinstance(report, DriftReport)
+    assert [t.name for t in report.triggers] == list(TRIGGER_NAMES)
+    assert report.fired == tuple(t.name for t in report.triggers if t.fired)
+    assert [f.feature for f in report.feature_drift] == feature_columns()
+    assert report.config == MONITORING_CONFIG.to_dict()
+    assert report.recent.outcomes == len(outcomes)
+    # The stored form is strict JSON that reads back into an equal record.
+    store = LocalStore(tmp_path)
+    key = asset_value_key("AAPL", "drift_report", day.isoformat(), "json")
+    store.write_bytes(key, report.model_dump_json().encode())
+    text = (tmp_path / key).read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert load_drift_report(store, "AAPL", day) == report
+    # No look-ahead: outcomes after the report's day change nothing.
+    earlier = calendar.previous_trading_day(day)
+    cut = {k: v for k, v in outcomes.items() if k <= earlier.isoformat()}
+    assert build_drift_report(earlier, frame, outcomes, model, MONITORING_CONFIG) == (
+        build_drift_report(earlier, frame, cut, model, MONITORING_CONFIG)
+    )
+
+
+def test_a_stored_report_with_a_renamed_field_is_refused(tmp_path: Path) -> None:
+    frame, outcomes, model = _report_inputs(32)
+    day = dt.date.fromisoformat(max(outcomes))
+    doc = build_drift_report(day, frame, outcomes, model, MONITORING_CONFIG).model_dump(mode="json")
+    doc["fired_triggers"] = doc.pop("fired")
+    store = LocalStore(tmp_path)
+    key = asset_value_key("AAPL", "drift_report", day.isoformat(), "json")
+    store.write_bytes(key, json.dumps(doc).encode())
+    with pytest.raises(ValueError, match="not a drift report") as err:
+        load_drift_report(store, "AAPL", day)
+    assert key in str(err.value)

@@ -23,15 +23,21 @@ import pytest
 from dagster._core.definitions.sensor_definition import SensorExecutionData
 
 from zdte_assets.core import calendar
+from zdte_assets.core.records import DriftReport
 from zdte_assets.definitions import build_definitions
-from zdte_assets.orchestration.assets.monitoring import MONITORING_CONFIG
+from zdte_assets.monitoring.config import MONITORING_CONFIG
+from zdte_assets.monitoring.report import load_drift_report
+from zdte_assets.orchestration.jobs import asset_op_name, job_names
 from zdte_assets.orchestration.runner import QUIET, local_instance, materialize_range
 from zdte_assets.orchestration.sensors import evaluate_drift, sessions_between
+from zdte_assets.storage.store import Store, store_from_url
 from zdte_assets_tests.conftest import Replayed
 
 TICKER = "AAPL"
 DRIFT = dg.AssetKey([TICKER, "drift_report"])
 TUNED = dg.AssetKey([TICKER, "tuned_params"])
+JOBS = job_names(TICKER)
+STUDY_OP = asset_op_name(TICKER, "tuned_params")
 #: Every re-materialization here carries this tag, so the extra events are easy to tell apart.
 TAGS = {"zdte/test": "sensor"}
 #: The RMSE rule over one day with a threshold any non-zero error exceeds.
@@ -53,6 +59,10 @@ class World:
     defs: dg.Definitions
     instance: dg.DagsterInstance
     storage: Path
+
+    @property
+    def store(self) -> Store:
+        return store_from_url(str(self.storage))
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +90,9 @@ def start_cursor(instance: dg.DagsterInstance) -> str:
     return json.dumps(cursor)
 
 
-def materialize_report(world: World, day: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    """Run the real `drift_report` of `day` with `overrides`; the stored report, as written."""
-    config = {"overrides_json": json.dumps(overrides)}
+def materialize_report(world: World, day: str, overrides: dict[str, Any]) -> DriftReport:
+    """Run the real `drift_report` of `day` with `overrides` (typed fields of the run config);
+    the stored report, read back as the record."""
     result = materialize_range(
         world.defs,
         [DRIFT.to_user_string()],
@@ -90,14 +100,15 @@ def materialize_report(world: World, day: str, overrides: dict[str, Any]) -> dic
         None,
         world.instance,
         tags=TAGS,
-        run_config={"ops": {"AAPL__drift_report": {"config": config}}},
+        run_config={"ops": {asset_op_name(TICKER, "drift_report"): {"config": overrides}}},
     )
     assert result.success
-    report: dict[str, Any] = json.loads(
-        (world.storage / TICKER / "drift_report" / f"{day}.json").read_text()
-    )
-    assert report["date"] == day
-    assert {k: report["config"][k] for k in overrides} == overrides
+    report = load_drift_report(world.store, TICKER, dt.date.fromisoformat(day))
+    assert report.date.isoformat() == day
+    assert {k: report.config[k] for k in overrides} == overrides
+    # Fields not overridden are the platform's.
+    rest = {k: v for k, v in report.config.items() if k not in overrides}
+    assert rest == {k: v for k, v in MONITORING_CONFIG.to_dict().items() if k not in overrides}
     return report
 
 
@@ -107,10 +118,15 @@ def latest(world: World, key: dg.AssetKey) -> dg.EventLogRecord:
 
 def tick(world: World, cursor: str | None) -> SensorExecutionData:
     sensor = world.defs.resolve_sensor_def(f"{TICKER}_drift_sensor")
-    context = dg.build_sensor_context(
-        instance=world.instance, cursor=cursor, definitions=world.defs
-    )
-    return sensor.evaluate_tick(context)
+    # The store resource the definitions configure, as the daemon would provide it.
+    store = (world.defs.resources or {})["store"]
+    with dg.build_sensor_context(
+        instance=world.instance,
+        cursor=cursor,
+        definitions=world.defs,
+        resources={"store": store},
+    ) as context:
+        return sensor.evaluate_tick(context)
 
 
 def valid_partition(world: World, request: dg.RunRequest, day: str) -> bool:
@@ -126,7 +142,7 @@ def test_fired_report_requests_reoptimization_of_the_next_sessions_week(world: W
     day = "2024-11-06"
     cursor = start_cursor(world.instance)
     report = materialize_report(world, day, FIRE)
-    assert "rmse_ratio" in report["fired"]
+    assert "rmse_ratio" in report.fired
     record = latest(world, DRIFT)
     assert record.partition_key == day
 
@@ -134,17 +150,17 @@ def test_fired_report_requests_reoptimization_of_the_next_sessions_week(world: W
     assert data.run_requests is not None and len(data.run_requests) == 1
     request = data.run_requests[0]
     nxt = calendar.next_trading_day(dt.date.fromisoformat(day))
-    assert request.job_name == f"{TICKER}_weekly"
+    assert request.job_name == JOBS["weekly"]
     assert request.partition_key == calendar.week_start(nxt).isoformat()
     assert valid_partition(world, request, day)
-    assert request.run_config == {"ops": {"AAPL__tuned_params": {"config": {"as_of": day}}}}
+    assert request.run_config == {"ops": {STUDY_OP: {"config": {"as_of": day}}}}
     assert request.run_key is not None and day in request.run_key
-    assert request.tags["zdte/trigger"] == ",".join(report["fired"])
+    assert request.tags["zdte/trigger"] == ",".join(report.fired)
     assert request.tags["zdte/drift_day"] == day
     assert float(request.tags["zdte/perf_ratio"]) == pytest.approx(
-        report["performance"]["ratio"], rel=1e-3
+        report.performance.ratio, rel=1e-3
     )
-    drifted = sum(1 for f in report["feature_drift"] if f["drifted"])
+    drifted = sum(1 for f in report.feature_drift if f.drifted)
     assert request.tags["zdte/n_features_drifted"] == str(drifted)
 
     # The cursor moved past the report: the same tick again finds nothing new.
@@ -161,10 +177,9 @@ def test_report_without_a_fired_trigger_requests_nothing(world: World) -> None:
     day = "2024-11-05"
     cursor = start_cursor(world.instance)
     report = materialize_report(world, day, NEVER)
-    assert report["fired"] == []
+    assert report.fired == ()
+    assert not any(t.fired for t in report.triggers)
     record = latest(world, DRIFT)
-    assert record.asset_materialization is not None
-    assert record.asset_materialization.metadata["fired_triggers"].value == "none"
 
     data = tick(world, cursor)
     assert not data.run_requests
@@ -196,15 +211,15 @@ def test_cooldown_holds_back_firings_on_the_following_sessions(world: World) -> 
     assert json.loads(t3.cursor or "{}")["last_fired"] == first
 
     # The same events with a cooldown shorter than the gap: the third report fires again...
-    requests, cursor, _ = evaluate_drift(TICKER, world.instance, before_third, gap - 1)
+    requests, cursor, _ = evaluate_drift(TICKER, world.instance, before_third, world.store, gap - 1)
     assert [r.tags["zdte/drift_day"] for r in requests] == [third]
     assert cursor["last_fired"] == third
     # ...while a cooldown of exactly the gap still holds it back.
-    requests, _, notes = evaluate_drift(TICKER, world.instance, before_third, gap)
+    requests, _, notes = evaluate_drift(TICKER, world.instance, before_third, world.store, gap)
     assert requests == [] and any("cooldown" in n for n in notes)
 
     # Without a cooldown every firing report asks, each under its own run key.
-    requests, _, _ = evaluate_drift(TICKER, world.instance, json.loads(cursor0), 0)
+    requests, _, _ = evaluate_drift(TICKER, world.instance, json.loads(cursor0), world.store, 0)
     assert [r.tags["zdte/drift_day"] for r in requests] == [first, second, third]
     keys = [r.run_key or "" for r in requests]
     assert len(set(keys)) == 3
@@ -227,7 +242,7 @@ def test_reoptimization_then_retrains_the_next_sessions_model(world: World) -> N
 
     # Execute the requested run as the daemon would: its job, partition, config and tags.
     run_config: dict[str, Any] = json.loads(json.dumps(reopt.run_config))
-    run_config["ops"]["AAPL__tuned_params"]["config"]["n_trials"] = STUDY_TRIALS
+    run_config["ops"][STUDY_OP]["config"]["n_trials"] = STUDY_TRIALS
     job = world.defs.resolve_job_def(reopt.job_name or "")
     result = job.execute_in_process(
         run_config={**QUIET, **run_config},
@@ -244,7 +259,7 @@ def test_reoptimization_then_retrains_the_next_sessions_model(world: World) -> N
     t2 = tick(world, t1.cursor)
     assert t2.run_requests is not None and len(t2.run_requests) == 1
     retrain = t2.run_requests[0]
-    assert retrain.job_name == f"{TICKER}_retrain"
+    assert retrain.job_name == JOBS["retrain"]
     assert retrain.partition_key == nxt.isoformat()
     assert valid_partition(world, retrain, day)
     assert retrain.tags["zdte/trigger"] == reopt.tags["zdte/trigger"]
@@ -271,7 +286,7 @@ def test_scheduled_weekly_study_retrains_the_weeks_first_session(world: World) -
     result = world.defs.resolve_job_def(weekly.job_name or "").execute_in_process(
         run_config={
             **QUIET,
-            "ops": {"AAPL__tuned_params": {"config": {"n_trials": STUDY_TRIALS}}},
+            "ops": {STUDY_OP: {"config": {"n_trials": STUDY_TRIALS}}},
         },
         instance=world.instance,
         partition_key=weekly.partition_key,
@@ -288,7 +303,7 @@ def test_scheduled_weekly_study_retrains_the_weeks_first_session(world: World) -
     data = tick(world, cursor0)
     assert data.run_requests is not None and len(data.run_requests) == 1
     retrain = data.run_requests[0]
-    assert retrain.job_name == f"{TICKER}_retrain"
+    assert retrain.job_name == JOBS["retrain"]
     assert retrain.partition_key == monday.isoformat()
     assert retrain.tags["zdte/trigger"] == "schedule"
     # The same key a drift-triggered study on the same data (Friday's) asks with when this run

@@ -382,6 +382,7 @@ def _replay(
         cursor[name] = latest[0].storage_id if latest else 0
 
     progress = _progress(opts.progress, len(days), ticker)
+    drift_store = storage.store_from_url(store_url)
     sensor_log: list[str] = []
     t_days = time.perf_counter()
     waited = prefetch.wait_ready()
@@ -399,14 +400,14 @@ def _replay(
                 run(rr)
             # The sensor's tick after the evening run. Its re-optimizations run now; the retrain
             # it asks for after a study is the next day's session run, which trains that model.
-            reqs, cursor, notes = evaluate_drift(ticker, instance, cursor)
+            reqs, cursor, notes = evaluate_drift(ticker, instance, cursor, drift_store)
             sensor_log += notes
             for rr in reqs:
                 if rr.tags.get("zdte/slot") == "reoptimization":
                     run(rr)
             # Second tick: cursor past the re-optimization just stored (nothing to launch).
             if any(rr.tags.get("zdte/slot") == "reoptimization" for rr in reqs):
-                _, cursor, notes = evaluate_drift(ticker, instance, cursor)
+                _, cursor, notes = evaluate_drift(ticker, instance, cursor, drift_store)
                 sensor_log += notes
             progress(i + 1, day)
     finally:

@@ -117,3 +117,109 @@ class ModelPointer(Record):
 
 
 # --- monitoring: the drift report ----------------------------------------------------------------
+#: A statistic that may be undefined (too few observations): NaN and infinities are stored as
+#: null, so the JSON is strict and any reader accepts it.
+Statistic = float | None
+
+
+class Trigger(Record):
+    """One rule's verdict, with the number it compared and why, for logs and the UI."""
+
+    name: str
+    fired: bool
+    value: Statistic
+    threshold: float
+    explanation: str
+
+
+class FeatureDrift(Record):
+    """One feature's recent window against the model's reference (``report.feature_drift``)."""
+
+    feature: str
+    n_ref: int
+    n_cur: int
+    ks_stat: Statistic
+    ks_pvalue: Statistic
+    autocorr: Statistic
+    ks_pvalue_effective: Statistic
+    ks_pvalue_holm: Statistic
+    psi: Statistic
+    wasserstein: Statistic
+    wasserstein_scaled: Statistic
+    drifted: bool
+
+
+class TargetDrift(Record):
+    """Recent realized returns against the reference period's (``report.target_drift``)."""
+
+    n_ref: int
+    n_cur: int
+    ks_stat: Statistic
+    ks_pvalue: Statistic
+    psi: Statistic
+    wasserstein: Statistic
+    wasserstein_scaled: Statistic
+    mean_ref: Statistic
+    mean_cur: Statistic
+    std_ref: Statistic
+    std_cur: Statistic
+    drifted: bool
+
+
+class Performance(Record):
+    """The numbers the two performance rules decide on (``report.performance``)."""
+
+    rmse_window: int
+    n_recent_errors: int
+    ma_rmse: Statistic
+    reference_rmse: Statistic
+    n_reference: int
+    ratio: Statistic
+    rmse_pvalue: Statistic
+    accuracy_window: int
+    window_sessions: int
+    accuracy_window_full: bool
+    n_calls: int
+    n_hits: int
+    accuracy: Statistic
+    accuracy_pvalue: Statistic
+    base_rate: Statistic
+    benchmark_accuracy: Statistic
+    floor: float
+
+
+class ReferencePeriod(Record):
+    """The model's training period, the reference every drift statistic compares with."""
+
+    first: dt.date
+    last: dt.date
+    rows: int
+
+
+class RecentWindow(Record):
+    """How much post-deployment data the report saw: feature sessions and outcomes."""
+
+    sessions: int
+    outcomes: int
+
+
+class DriftReport(Record):
+    """The ``drift_report`` asset value of one trading day: what drifted, how the model did,
+    which re-optimization triggers fired, and the configuration that decided it."""
+
+    date: dt.date
+    model_version: str
+    reference: ReferencePeriod
+    recent: RecentWindow
+    feature_drift: tuple[FeatureDrift, ...]
+    target_drift: TargetDrift
+    performance: Performance
+    triggers: tuple[Trigger, ...]
+    #: Names of the fired triggers, in the order of ``triggers``.
+    fired: tuple[str, ...]
+    #: The ``DriftConfig`` applied, field by field.
+    config: dict[str, float | int | bool | str | None]
+
+    @property
+    def n_features_drifted(self) -> int:
+        return sum(1 for f in self.feature_drift if f.drifted)

@@ -11,25 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Mapping, Sequence
-from typing import Any
 
-import numpy as np
 import polars as pl
 
 from zdte_assets.core import calendar
 from zdte_assets.core.config import STUDY_LOOKBACK_WEEKS
 from zdte_assets.core.errors import ZdteError
-from zdte_assets.core.records import ModelPointer
 from zdte_assets.data.adjustment import Split
-from zdte_assets.evaluation import metrics as evaluation
-from zdte_assets.features.rows import LOOKBACK, feature_columns, feature_row_at_open, target_frame
-from zdte_assets.monitoring import drift
-from zdte_assets.storage.store import json_safe
-
-#: The drift settings the platform runs with (see docs/monitoring.md for their false-alarm rates):
-#: the original RMSE and accuracy thresholds; data drift with KS at effective sample sizes, since
-#: plain KS flags moving-window features as drifted on most days of unchanged data.
-MONITORING_CONFIG = drift.DriftConfig(data_autocorr_adjust=True)
+from zdte_assets.features.rows import LOOKBACK, feature_row_at_open, target_frame
 
 
 class MissingHistoryError(ZdteError, ValueError):
@@ -101,58 +90,3 @@ def study_rows(
     feats = features.filter(pl.col("date") >= start)
     bars = daily_bar.filter(pl.col("date") >= start)
     return labeled_rows(feats, bars, before=as_of + dt.timedelta(days=1))
-
-
-def build_drift_report(
-    day: dt.date,
-    features: pl.DataFrame,
-    outcomes: dict[str, dict[str, Any]],
-    model_info: ModelPointer,
-    config: drift.DriftConfig,
-) -> dict[str, Any]:
-    """Compare the recent window ending on `day` with the model's own reference."""
-    train_first = model_info.train_first
-    train_last = model_info.train_last
-    ref = features.filter(pl.col("date").is_between(train_first, train_last)).sort("date")
-    cur = features.filter(pl.col("date") <= day).sort("date").tail(config.recent_window)
-    columns = [c for c in feature_columns() if c in features.columns]
-    feat = drift.feature_drift(ref, cur, columns=columns, config=config)
-
-    rows = sorted(
-        (v for v in outcomes.values() if v["date"] <= day.isoformat()), key=lambda v: v["date"]
-    )
-    realized = np.array([r["realized_return"] for r in rows], dtype=float)
-    predicted = np.array([r["predicted_return"] for r in rows], dtype=float)
-    ref_returns = np.asarray(model_info.reference_returns, dtype=float)
-    tgt = drift.target_drift(ref_returns, realized[-config.recent_window :], config=config)
-    ref_errors = np.asarray(model_info.reference_errors, dtype=float)
-    errors = realized - predicted
-    hits = evaluation.directional_hits(realized, predicted)
-    perf = drift.performance(
-        errors_recent=errors[-max(config.rmse_window, config.accuracy_window) :],
-        errors_reference=ref_errors,
-        hits_recent=hits[-config.accuracy_window :],
-        base_rate=evaluation.base_rate_up(ref_returns) if ref_returns.size else 0.5,
-        config=config,
-    )
-    triggers = drift.evaluate_triggers(
-        {"performance": perf, "feature_drift": feat, "target_drift": tgt}, config=config
-    )
-    return json_safe(
-        {
-            "date": day.isoformat(),
-            "model_version": model_info.model_version,
-            "reference": {
-                "first": train_first.isoformat(),
-                "last": train_last.isoformat(),
-                "rows": ref.height,
-            },
-            "recent": {"sessions": cur.height, "outcomes": len(rows)},
-            "feature_drift": feat.to_dicts(),
-            "target_drift": tgt,
-            "performance": perf,
-            "triggers": [t.__dict__ for t in triggers],
-            "fired": [t.name for t in triggers if t.fired],
-            "config": config.to_dict(),
-        }
-    )

@@ -101,3 +101,9 @@ def build_jobs(ticker: str) -> list[AssetJob]:
         )
         for slot in JOB_SLOTS
     ]
+
+
+def asset_op_name(ticker: str, asset: str) -> str:
+    """The op name of a ticker's asset (its key ``[ticker, asset]`` joined as Dagster does), the
+    key of its config under ``run_config["ops"]``; the one place it is spelled."""
+    return dg.AssetKey([ticker, asset]).to_python_identifier()

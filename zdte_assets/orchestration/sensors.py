@@ -8,8 +8,11 @@ morning already carries the new parameters (one run cannot hold both: they are p
 week and by day). Without phase 2 for the Sunday study, Monday would trade on the model the
 Friday 16:45 retrain fitted with last week's parameters. Run keys name the session and the data
 (`as_of`) and the version's MLflow run, so a triggered study and the scheduled one that reuses
-its version retrain once; the cursor
-(JSON) keeps the last storage ids seen and the day of the last firing.
+its version retrain once; the cursor (JSON) keeps the last storage ids seen and the day of the
+last firing.
+
+The sensor reads each report as the typed `DriftReport` record from the store, decides the
+cooldown with `monitoring.cooldown`, and names jobs and op configs through `jobs`.
 """
 
 import datetime as dt
@@ -19,14 +22,16 @@ from typing import Any
 import dagster as dg
 
 from zdte_assets.core import calendar
-from zdte_assets.orchestration.assets.monitoring import MONITORING_CONFIG
-from zdte_assets.orchestration.jobs import asset_key, job_names, sensor_name
+from zdte_assets.core.records import DriftReport
+from zdte_assets.monitoring.config import MONITORING_CONFIG
+from zdte_assets.monitoring.cooldown import in_cooldown, sessions_between
+from zdte_assets.monitoring.report import load_drift_report
+from zdte_assets.orchestration.jobs import asset_key, asset_op_name, job_names, sensor_name
+from zdte_assets.orchestration.resources import StoreResource
 from zdte_assets.orchestration.schedules import default_status
+from zdte_assets.storage.store import Store
 
-
-def sessions_between(earlier: dt.date, later: dt.date) -> int:
-    """Trading sessions after `earlier` up to and including `later`."""
-    return len(calendar.trading_days(earlier + dt.timedelta(days=1), later))
+__all__ = ["evaluate_drift", "retrain_run_key", "sessions_between"]
 
 
 def retrain_run_key(ticker: str, day: dt.date, as_of: dt.date, version_run: str) -> str:
@@ -41,10 +46,26 @@ def _meta(record: Any, name: str, default: Any = None) -> Any:
     return default if value is None else value.value
 
 
+def _report_tags(report: DriftReport) -> dict[str, str]:
+    """What the re-optimization run shows of the report that asked for it."""
+    values: dict[str, float | int | None] = {
+        "perf_ratio": report.performance.ratio,
+        "perf_accuracy": report.performance.accuracy,
+        "n_features_drifted": report.n_features_drifted,
+        "target_ks_pvalue": report.target_drift.ks_pvalue,
+    }
+    return {
+        f"zdte/{name}": f"{v:.4g}" if isinstance(v, float) else str(v)
+        for name, v in values.items()
+        if v is not None
+    }
+
+
 def evaluate_drift(
     ticker: str,
     instance: dg.DagsterInstance,
     cursor: dict[str, Any],
+    store: Store,
     cooldown_days: int = MONITORING_CONFIG.cooldown_days,
 ) -> tuple[list[dg.RunRequest], dict[str, Any], list[str]]:
     """Run requests, new cursor and plain-words log lines for one sensor tick."""
@@ -68,44 +89,42 @@ def evaluate_drift(
     for rec in records:
         cursor["drift_id"] = max(int(cursor.get("drift_id") or 0), rec.storage_id)
         day = dt.date.fromisoformat(rec.partition_key or "")
-        fired = [
-            f for f in str(_meta(rec, "fired_triggers", "none")).split(",") if f and f != "none"
-        ]
-        if not fired:
+        report = load_drift_report(store, ticker, day)
+        if not report.fired:
             continue
+        fired = ",".join(report.fired)
         last = cursor.get("last_fired")
-        if last and sessions_between(dt.date.fromisoformat(last), day) <= cooldown_days:
+        if in_cooldown(day, dt.date.fromisoformat(last) if last else None, cooldown_days):
             notes.append(
-                f"{day}: {','.join(fired)} fired but within the {cooldown_days}-session cooldown after {last}"
+                f"{day}: {fired} fired but within the {cooldown_days}-session cooldown after {last}"
             )
             continue
         nxt = calendar.next_trading_day(day)
         week = calendar.week_start(nxt).isoformat()
         tags = {
-            "zdte/trigger": ",".join(fired),
+            "zdte/trigger": fired,
             "zdte/drift_day": day.isoformat(),
             "zdte/ticker": ticker,
             "zdte/slot": "reoptimization",
+            **_report_tags(report),
         }
-        for name in ("perf_ratio", "perf_accuracy", "n_features_drifted", "target_ks_pvalue"):
-            v = _meta(rec, name)
-            if v is not None:
-                tags[f"zdte/{name}"] = f"{v:.4g}" if isinstance(v, float) else str(v)
         requests.append(
             dg.RunRequest(
                 run_key=f"{ticker}-reopt-{day}",
                 job_name=names["weekly"],
                 partition_key=week,
                 run_config={
-                    "ops": {f"{ticker}__tuned_params": {"config": {"as_of": day.isoformat()}}}
+                    "ops": {
+                        asset_op_name(ticker, "tuned_params"): {
+                            "config": {"as_of": day.isoformat()}
+                        }
+                    }
                 },
                 tags=tags,
             )
         )
         cursor["last_fired"] = day.isoformat()
-        notes.append(
-            f"{day}: {','.join(fired)} fired; re-optimizing week {week} with data through {day}"
-        )
+        notes.append(f"{day}: {fired} fired; re-optimizing week {week} with data through {day}")
 
     tuned_key = asset_key(ticker, "tuned_params")
     t_after = cursor.get("tuned_id")
@@ -153,9 +172,11 @@ def build_sensors(ticker: str, jobs: list[Any]) -> list[dg.SensorDefinition]:
         default_status=dg.DefaultSensorStatus(default_status().value),
         description="Re-optimizes when a drift report fires a trigger (with a cooldown); retrains after every new study.",
     )
-    def drift_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    def drift_sensor(context: dg.SensorEvaluationContext, store: StoreResource) -> dg.SensorResult:
         cursor = json.loads(context.cursor) if context.cursor else {}
-        requests, new_cursor, notes = evaluate_drift(ticker, context.instance, cursor)
+        requests, new_cursor, notes = evaluate_drift(
+            ticker, context.instance, cursor, store.store()
+        )
         for line in notes:
             context.log.info(line)
         return dg.SensorResult(

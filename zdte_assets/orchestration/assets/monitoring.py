@@ -1,53 +1,98 @@
 """The `drift_report` asset: data drift, target drift and live performance of the model of day t.
 
-Reference = what the model used on day t was trained on (its training rows and its out-of-sample
-residuals); recent = the last sessions up to t. Statistics and trigger rules live in
-`zdte_assets.monitoring.drift`; the report is stored as JSON and shown in the UI as metadata (a table per
-feature, and numeric values Dagster plots across partitions).
+Thin wiring: `zdte_assets.monitoring.report.build_drift_report` assembles the typed
+`DriftReport` record, stored as its JSON; the metadata only shows it in the UI (a table per
+feature, and numeric values Dagster plots across partitions). Readers, the drift sensor among
+them, read the record, never the metadata.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import polars as pl
+import pydantic
 
 from zdte_assets.core import timing
-from zdte_assets.core.records import ModelPointer
-from zdte_assets.model.lifecycle import MONITORING_CONFIG, build_drift_report
-from zdte_assets.monitoring import drift
+from zdte_assets.core.records import DriftReport, ModelPointer
+from zdte_assets.monitoring.config import MONITORING_CONFIG, DriftConfig
+from zdte_assets.monitoring.report import build_drift_report
 from zdte_assets.orchestration.assets.model import MAX_TRAIN_SESSIONS
 from zdte_assets.orchestration.io_manager import WINDOW_INPUT
 from zdte_assets.orchestration.jobs import asset_key
 from zdte_assets.orchestration.partitions import day_of
 
-__all__ = ["MONITORING_CONFIG", "build_monitoring_assets"]
+__all__ = ["MONITORING_CONFIG", "DriftSettings", "build_monitoring_assets"]
+
+_SETTINGS_DOC = (
+    "The drift configuration of one `drift_report` run: `DriftConfig` itself, every field typed "
+    "and validated as in the domain, defaulting to what the platform runs with "
+    "(`MONITORING_CONFIG`)."
+)
+
+if TYPE_CHECKING:
+
+    class DriftSettings(dg.Config, DriftConfig):
+        """See `_SETTINGS_DOC`; built below from `DriftConfig`'s fields at run time."""
+
+else:
+    # Derived field by field from the domain's model, so no field can be missing or differ in
+    # type; only the defaults are the platform's. The class is both a Dagster `Config` (the
+    # launchpad shows and checks every field) and a `DriftConfig`.
+    DriftSettings = pydantic.create_model(
+        "DriftSettings",
+        __base__=(dg.Config, DriftConfig),
+        __doc__=_SETTINGS_DOC,
+        **{
+            name: (field.annotation, getattr(MONITORING_CONFIG, name))
+            for name, field in DriftConfig.model_fields.items()
+        },
+    )
 
 
-class DriftSettings(dg.Config):
-    """Overrides of the drift configuration as JSON (keys of `drift.DriftConfig`)."""
-
-    overrides_json: str = "{}"
-
-    def to_config(self) -> drift.DriftConfig:
-        import json
-
-        base = MONITORING_CONFIG.to_dict()
-        base.update(json.loads(self.overrides_json or "{}"))
-        return drift.DriftConfig.from_dict(base)
-
-
-def _feature_table(rows: list[dict[str, Any]]) -> str:
+def _feature_table(report: DriftReport) -> str:
     lines = [
         "| feature | KS p (Holm) | PSI | Wasserstein / sd | drifted |",
         "|---|---:|---:|---:|---|",
     ]
-    for r in rows:
-        p = r.get("ks_pvalue_holm")
+
+    def num(x: float | None, fmt: str) -> str:
+        return "n/a" if x is None else format(x, fmt)
+
+    for r in report.feature_drift:
         lines.append(
-            f"| {r['feature']} | {p if p is None else f'{p:.3g}'} | {r['psi']:.3f} | "
-            f"{r['wasserstein_scaled']:.3f} | {'yes' if r['drifted'] else ''} |"
+            f"| {r.feature} | {num(r.ks_pvalue_holm, '.3g')} | {num(r.psi, '.3f')} | "
+            f"{num(r.wasserstein_scaled, '.3f')} | {'yes' if r.drifted else ''} |"
         )
     return "\n".join(lines)
+
+
+def _metadata(report: DriftReport) -> dict[str, Any]:
+    """What the UI shows of a report; nothing reads it back."""
+    md: dict[str, Any] = {
+        "fired_triggers": ", ".join(report.fired) or "none",
+        "n_features_drifted": report.n_features_drifted,
+        "feature_drift": dg.MetadataValue.md(_feature_table(report)),
+        "triggers": dg.MetadataValue.md(
+            "\n".join(
+                f"- **{t.name}**: {'FIRED' if t.fired else 'ok'} - {t.explanation}"
+                for t in report.triggers
+            )
+        ),
+        "model_version": report.model_version,
+    }
+    perf = report.performance
+    for name, value in (
+        ("ma_rmse", perf.ma_rmse),
+        ("reference_rmse", perf.reference_rmse),
+        ("ratio", perf.ratio),
+        ("accuracy", perf.accuracy),
+        ("base_rate", perf.base_rate),
+    ):
+        if value is not None:
+            md[f"perf_{name}"] = float(value)
+    if report.target_drift.ks_pvalue is not None:
+        md["target_ks_pvalue"] = report.target_drift.ks_pvalue
+    return md
 
 
 def build_monitoring_assets(
@@ -94,28 +139,9 @@ def build_monitoring_assets(
         with timing.part("compute"):
             pointer = ModelPointer.model_validate(daily_model)
             report = build_drift_report(
-                day, features, prediction_outcome, pointer, config.to_config()
+                day, features, prediction_outcome, pointer, config.as_drift_config()
             )
-        perf = report["performance"]
-        md: dict[str, Any] = {
-            "fired_triggers": ",".join(report["fired"]) or "none",
-            "n_features_drifted": sum(1 for r in report["feature_drift"] if r["drifted"]),
-            "feature_drift": dg.MetadataValue.md(_feature_table(report["feature_drift"])),
-            "triggers": dg.MetadataValue.md(
-                "\n".join(
-                    f"- **{t['name']}**: {'FIRED' if t['fired'] else 'ok'} - {t['explanation']}"
-                    for t in report["triggers"]
-                )
-            ),
-            "model_version": report["model_version"],
-        }
-        for name in ("ma_rmse", "reference_rmse", "ratio", "accuracy", "base_rate"):
-            v = perf.get(name)
-            if isinstance(v, int | float) and v is not None:
-                md[f"perf_{name}"] = float(v)
-        tp = report["target_drift"].get("ks_pvalue")
-        if isinstance(tp, float):
-            md["target_ks_pvalue"] = tp
-        return dg.Output(report, metadata=md)
+        # The record's own JSON form is the stored value (the IO manager writes dicts as JSON).
+        return dg.Output(report.model_dump(mode="json"), metadata=_metadata(report))
 
     return [drift_report]
