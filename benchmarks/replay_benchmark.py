@@ -27,13 +27,15 @@ from typing import Any
 
 import polars as pl
 
+from zdte_assets.core.records import Prediction
+
 
 @dataclass
 class PlainResult:
     """What the plain loop computed: one prediction record per day, and its wall time."""
 
     seconds: float
-    predictions: list[dict[str, Any]] = field(default_factory=list)
+    predictions: list[Prediction] = field(default_factory=list)
     studies: int = 0
 
 
@@ -122,9 +124,9 @@ def plain_loop(
             train_rows = rows.tail(params.train_window)
             info = {
                 "model_version": "0",
-                "model_uri": "",
-                "mlflow_run_id": "",
-                "tuned_run_id": "",
+                "model_uri": f"models:/zdte-{ticker}/0",
+                "mlflow_run_id": "plain-loop",
+                "tuned_run_id": "plain-loop",
                 "tuned_as_of": tuned["as_of"],
                 "train_first": str(train_rows["date"][0]),
                 "train_last": str(train_rows["date"][-1]),
@@ -154,7 +156,7 @@ def plain_loop(
                 close=float(closes[day]),
                 prev_close=None if prev_close is None else float(prev_close),
             )
-            outcomes[day.isoformat()] = outcome
+            outcomes[day.isoformat()] = outcome.model_dump(mode="json")
             past = pl.concat([past, outcome_row(outcome)])
             lifecycle.build_drift_report(
                 day, features.tail(121), outcomes, info, lifecycle.MONITORING_CONFIG
