@@ -172,3 +172,16 @@ def test_outcome_rows_of_an_earlier_table_without_day_files_are_kept(tmp_path: P
     new = predictions.make_outcome(on_day(DAYS[1]), close=100.0, prev_close=None)
     predictions.publish_outcome(store, new)
     assert predictions.past_outcomes(store, "SPY", DAYS[2])["date"].to_list() == DAYS[:2]
+
+
+def test_a_broken_day_file_is_named_in_one_line(tmp_path: Path) -> None:
+    store = storage.LocalStore(tmp_path)
+    broken = base()
+    broken["date"] = DAYS[1].isoformat()
+    broken["model"]["uri"] = "runs:/abc/model"
+    store.write_bytes(predictions.json_key("SPY", DAYS[1]), json.dumps(broken).encode())
+    with pytest.raises(
+        ValueError, match=r"SPY/2016-06-07\.json: not a Prediction record: model\.uri"
+    ) as err:
+        predictions.publish(store, on_day(DAYS[0]))
+    assert "\n" not in str(err.value)

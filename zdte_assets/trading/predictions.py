@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 import polars as pl
+import pydantic
 
 from zdte_assets.core import calendar
 from zdte_assets.core.records import (
@@ -34,6 +35,7 @@ from zdte_assets.core.records import (
     PREDICTION_TABLE_SCHEMA,
     Outcome,
     Prediction,
+    Record,
     outcome_table,
     prediction_table,
 )
@@ -234,7 +236,10 @@ def _day_keys(store: storage.Store, prefix: str) -> list[str]:
 
 
 def _rebuild(
-    store: storage.Store, prefix: str, table: str, build: Callable[[list[bytes]], pl.DataFrame]
+    store: storage.Store,
+    prefix: str,
+    table: str,
+    build: Callable[[list[tuple[str, bytes]]], pl.DataFrame],
 ) -> None:
     """Write the table at `table` from the day files under `prefix`, until it is current.
 
@@ -249,7 +254,7 @@ def _rebuild(
     """
 
     def current() -> tuple[pl.DataFrame, pl.DataFrame | None]:
-        frame = build([store.read_bytes(k) for k in _day_keys(store, prefix)])
+        frame = build([(store.url(k), store.read_bytes(k)) for k in _day_keys(store, prefix)])
         old = storage.read_parquet(store, table) if store.exists(table) else None
         if old is not None:
             legacy = old.filter(~pl.col("date").is_in(frame["date"].implode()))
@@ -268,12 +273,21 @@ def _rebuild(
     )
 
 
-def _prediction_frame(days: list[bytes]) -> pl.DataFrame:
-    return prediction_table([Prediction.from_json(b) for b in days])
+def _read_record(kind: type[Record], url: str, data: bytes) -> Any:
+    try:
+        return kind.model_validate_json(data)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(the object)"
+        raise ValueError(f"{url}: not a {kind.__name__} record: {where}: {first['msg']}") from None
 
 
-def _outcome_frame(days: list[bytes]) -> pl.DataFrame:
-    return outcome_table([Outcome.from_json(b) for b in days])
+def _prediction_frame(days: list[tuple[str, bytes]]) -> pl.DataFrame:
+    return prediction_table([_read_record(Prediction, url, data) for url, data in days])
+
+
+def _outcome_frame(days: list[tuple[str, bytes]]) -> pl.DataFrame:
+    return outcome_table([_read_record(Outcome, url, data) for url, data in days])
 
 
 def publish(store: storage.Store, record: Prediction) -> tuple[str, str]:
