@@ -470,6 +470,7 @@ def collect_days(
     import polars as pl
 
     from zdte_assets.apps import report
+    from zdte_assets.core.records import Prediction
     from zdte_assets.storage import store as storage
     from zdte_assets.trading.predictions import table_row
 
@@ -479,7 +480,7 @@ def collect_days(
         out = storage.read_json(store, f"{ticker}/prediction_outcome/{day}.json")
         drift = storage.read_json(store, f"{ticker}/drift_report/{day}.json")
         # The prediction's columns as in the published table, plus what the evening added.
-        row = table_row(pred).to_dicts()[0]
+        row = table_row(Prediction.from_json(pred)).to_dicts()[0]
         row.update(
             {
                 "close": out["close"],
