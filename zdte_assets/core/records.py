@@ -13,7 +13,7 @@ import json
 from typing import Annotated, Any, Final, Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from zdte_assets.trading.gate import GateCode
 from zdte_assets.trading.pricing import Action, DecisionConfig, OptionKind, ReasonCode
@@ -203,6 +203,17 @@ class TradeDecision(_Strict):
             "The trading assumptions the decision used (zdte_assets.trading.pricing.DecisionConfig)."
         )
     )
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _complete(cls, value: Any) -> Any:
+        """A stored config lists every field: a default filled in on reading would claim
+        assumptions the decision may not have used."""
+        if isinstance(value, dict):
+            missing = sorted(set(DecisionConfig.model_fields) - set(value))
+            if missing:
+                raise ValueError(f"config lacks {missing}")
+        return value
 
 
 class ModelUsed(_Strict):
