@@ -132,12 +132,10 @@ def test_a_record_of_the_previous_layout_validates_and_reads() -> None:
         (lambda r: r["decision"]["config"].pop("iv_ratio"), "'iv_ratio' is a required property"),
         (lambda r: r["model"].__setitem__("extra", "x"), "'extra' was unexpected"),
         (lambda r: r.__setitem__("p_up", 1.0), "greater than or equal to the maximum"),
-        (lambda r: r.__setitem__("open", "221.8"), "is not of type 'number'"),
         (lambda r: r.__setitem__("action", "BUY"), "is not one of"),
-        (lambda r: r.__setitem__("date", "2024-13-05"), "is not a 'date'"),
         (lambda r: r.__setitem__("decision_time", "2024-11-05 09:30"), "is not a 'date-time'"),
+        (lambda r: r.__setitem__("date", "2024-13-05"), "is not a 'date'"),
         (lambda r: r["decision"].__setitem__("contracts", 1.5), "is not of type 'integer'"),
-        (lambda r: r["decision"].__setitem__("expiry_today", 1), "is not of type 'boolean'"),
         (lambda r: r.__setitem__("schema_version", 3), "2 was expected"),
         (lambda r: r["model"].__setitem__("version", "v2"), "does not match"),
     ],
@@ -155,6 +153,29 @@ def test_schema_rejects_broken_records(
     # The record refuses what the schema refuses: one contract, two views.
     with pytest.raises(pydantic.ValidationError):
         Prediction.from_json(record)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda r: r.__setitem__("open", "221.8"), "is not of type 'number'"),
+        (lambda r: r.__setitem__("close_time", "2024-11-05 16:00-05:00"), "is not a 'date-time'"),
+        (lambda r: r["decision"].__setitem__("expiry_today", 1), "is not of type 'boolean'"),
+    ],
+)
+def test_what_the_record_coerces_it_writes_back_in_the_schema_form(
+    schema: dict[str, Any],
+    stored_json: dict[dt.date, dict[str, Any]],
+    change: Any,
+    expected: str,
+) -> None:
+    # The schema is strict; the record reads such values (pydantic's lax mode) but always
+    # writes them in the form the schema demands, so nothing it publishes is refused.
+    record = copy.deepcopy(stored_json[TUESDAY])
+    change(record)
+    assert any(expected in e for e in validate(record, schema))
+    written = json.loads(Prediction.from_json(record).to_json())
+    assert validate(written, schema) == []
 
 
 def test_record_refuses_a_number_json_cannot_hold(

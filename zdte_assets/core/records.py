@@ -13,7 +13,7 @@ import json
 from typing import Annotated, Any, Final, Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from zdte_assets.trading.gate import GateCode
 from zdte_assets.trading.pricing import Action, DecisionConfig, OptionKind, ReasonCode
@@ -270,13 +270,13 @@ class Prediction(_Strict):
     date: dt.date = Field(
         description="The NYSE session predicted (YYYY-MM-DD, New York calendar date)."
     )
-    decision_time: dt.datetime = Field(
+    decision_time: AwareDatetime = Field(
         description=(
             "When the prediction is made: the session's opening time in New York, with UTC "
             "offset (ISO 8601)."
         )
     )
-    close_time: dt.datetime = Field(
+    close_time: AwareDatetime = Field(
         description=(
             "The session's closing time in New York, with UTC offset (ISO 8601); early closes "
             "are honoured."
