@@ -32,7 +32,7 @@ def test_on_noise_nothing_is_traded_and_the_intervals_cover(noise) -> None:
     past, records = noise
     assert past.height == N - FIRST
     assert _trades(past).height == 0
-    assert not any(r["gate"]["open"] for r in records)  # type: ignore[index]
+    assert not any(r.gate.open for r in records)
     assert 0.87 <= float(past["in_interval"].mean()) <= 0.93  # type: ignore[arg-type]
     assert 0.44 <= float(past["in_interval_50"].mean()) <= 0.56  # type: ignore[arg-type]
     assert 0.85 <= float((past["z"] ** 2).mean()) <= 1.15  # type: ignore[operator]
