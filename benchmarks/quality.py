@@ -64,7 +64,7 @@ def main() -> None:
         for seed in range(args.seeds):
             bars = synthetic.synthetic_bars(name, args.sessions, seed=seed, **kwargs)  # type: ignore[arg-type]
             past, records = synthetic.simulate(bars, 200)
-            gate_days = sum(bool(r["gate"]["open"]) for r in records)
+            gate_days = sum(r.gate.open for r in records)
             print(row(name, seed, past, gate_days), flush=True)
 
 

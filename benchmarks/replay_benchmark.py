@@ -27,6 +27,8 @@ from typing import Any
 
 import polars as pl
 
+from zdte_assets.core.records import Prediction
+
 
 @dataclass(frozen=True)
 class PlainVersion:
@@ -44,7 +46,7 @@ class PlainResult:
     """What the plain loop computed: one prediction record per day, and its wall time."""
 
     seconds: float
-    predictions: list[dict[str, Any]] = field(default_factory=list)
+    predictions: list[Prediction] = field(default_factory=list)
     studies: int = 0
 
 
@@ -141,10 +143,10 @@ def plain_loop(
                 ticker=ticker,
                 day=day,
                 model_version="0",
-                model_uri="",
-                mlflow_run_id="",
+                model_uri=f"models:/zdte-{ticker}/0",
+                mlflow_run_id="plain-loop",
                 tuned_as_of=tuned.as_of,
-                tuned_run_id="",
+                tuned_run_id="plain-loop",
                 beats_naive=tuned.beats_naive,
                 params=params.to_dict(),
                 features=model.features,
@@ -177,7 +179,7 @@ def plain_loop(
                 close=float(closes[day]),
                 prev_close=None if prev_close is None else float(prev_close),
             )
-            outcomes[day.isoformat()] = outcome
+            outcomes[day.isoformat()] = outcome.model_dump(mode="json")
             past = pl.concat([past, outcome_row(outcome)])
             build_drift_report(day, features.tail(121), outcomes, info, MONITORING_CONFIG)
             if day in reopt_days:

@@ -48,7 +48,9 @@ def one_line(stderr: str) -> str:
 
 
 def test_prediction_prints_the_stored_record_as_json(replayed: Replayed, tmp_path: Path) -> None:
-    stored = predictions.read_prediction("AAPL", DAY, storage_url=replayed.storage)
+    stored = predictions.read_prediction("AAPL", DAY, storage_url=replayed.storage).model_dump(
+        mode="json"
+    )
     proc = zdte(
         "prediction",
         "--ticker",
@@ -65,7 +67,9 @@ def test_prediction_prints_the_stored_record_as_json(replayed: Replayed, tmp_pat
 
 
 def test_prediction_table_shows_the_action(replayed: Replayed, tmp_path: Path) -> None:
-    stored = predictions.read_prediction("AAPL", DAY, storage_url=replayed.storage)
+    stored = predictions.read_prediction("AAPL", DAY, storage_url=replayed.storage).model_dump(
+        mode="json"
+    )
     proc = zdte(
         "prediction",
         "--ticker",

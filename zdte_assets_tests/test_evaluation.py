@@ -14,6 +14,7 @@ from zdte_assets.evaluation.metrics import (
     base_rate_up,
     brier_score,
     diebold_mariano,
+    directional_accuracy,
     directional_hits,
     forecast_metrics,
     pesaran_timmermann,
@@ -198,6 +199,47 @@ def test_directional_hits_keeps_shape_and_marks_no_call() -> None:
     assert hits.shape == (2, 2)
     assert hits[0, 0] == 1.0 and hits[0, 1] == 0.0
     assert math.isnan(hits[1, 0]) and math.isnan(hits[1, 1])
+
+
+@pytest.mark.parametrize("call", [0.01, -0.01])
+def test_a_flat_day_is_a_miss_whichever_the_direction_called(call: float) -> None:
+    # Neither a call nor a put pays when the close equals the open.
+    assert directional_hits([0.0], [call])[0] == 0.0
+    assert directional_accuracy([0.0, 0.02], [call, abs(call)]) == pytest.approx(1 / 2)
+
+
+def test_a_zero_forecast_is_no_call_not_half_a_hit() -> None:
+    assert math.isnan(directional_accuracy([0.01, -0.01], [0.0, 0.0]))
+    assert directional_accuracy([0.01, -0.01, 0.02], [0.0, 0.0, 0.01]) == 1.0
+
+
+def test_error_is_realized_minus_predicted() -> None:
+    # The close came out above the forecast: a positive error, hence a positive bias.
+    assert forecast_metrics([0.02], [0.005])["bias"] == pytest.approx(0.015)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([0.0, 0.01, -0.01, 0.003]), st.sampled_from([0.0, 0.02, -0.002])),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_one_directional_accuracy_everywhere(pairs: list[tuple[float, float]]) -> None:
+    actual = [a for a, _ in pairs]
+    pred = [p for _, p in pairs]
+    hits = directional_hits(actual, pred)
+    calls = [(a, p) for a, p in pairs if p != 0.0]
+    expected = (
+        sum((a > 0) == (p > 0) and a != 0.0 for a, p in calls) / len(calls) if calls else math.nan
+    )
+    for value in (
+        directional_accuracy(actual, pred),
+        forecast_metrics(actual, pred)["directional_accuracy"],
+        float(np.nanmean(hits)) if np.isfinite(hits).any() else math.nan,
+    ):
+        assert value == pytest.approx(expected, nan_ok=True)
 
 
 def test_base_rate_up() -> None:

@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from zdte_assets.core.records import Prediction
 from zdte_assets.data import synthetic
 from zdte_assets.data.adjustment import ambiguous_gaps, detect_splits
 
@@ -23,7 +24,7 @@ def _trades(past: pl.DataFrame) -> pl.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def noise() -> tuple[pl.DataFrame, list[dict[str, object]]]:
+def noise() -> tuple[pl.DataFrame, list[Prediction]]:
     return synthetic.simulate(synthetic.synthetic_bars("noise", N, seed=11), FIRST)
 
 
@@ -31,7 +32,7 @@ def test_on_noise_nothing_is_traded_and_the_intervals_cover(noise) -> None:
     past, records = noise
     assert past.height == N - FIRST
     assert _trades(past).height == 0
-    assert not any(r["gate"]["open"] for r in records)  # type: ignore[index]
+    assert not any(r.gate.open for r in records)
     assert 0.87 <= float(past["in_interval"].mean()) <= 0.93  # type: ignore[arg-type]
     assert 0.44 <= float(past["in_interval_50"].mean()) <= 0.56  # type: ignore[arg-type]
     assert 0.85 <= float((past["z"] ** 2).mean()) <= 1.15  # type: ignore[operator]
@@ -43,7 +44,7 @@ def test_on_noise_nothing_is_traded_and_the_intervals_cover(noise) -> None:
 def test_a_planted_signal_opens_the_gate_and_its_trades_make_money() -> None:
     bars = synthetic.synthetic_bars("signal", N, seed=12, signal=0.6)
     past, records = synthetic.simulate(bars, FIRST)
-    opened = [r for r in records if r["gate"]["open"]]  # type: ignore[index]
+    opened = [r for r in records if r.gate.open]
     assert opened, "the gate never opened on a learnable signal"
     trades = _trades(past)
     assert trades.height >= 20
@@ -51,7 +52,7 @@ def test_a_planted_signal_opens_the_gate_and_its_trades_make_money() -> None:
     # The trades were promised a positive value at the open, and each one came through the gate.
     assert float(trades["expected_value_usd"].min()) > 0  # type: ignore[arg-type]
     trade_days = set(trades["date"].cast(pl.String).to_list())
-    assert all(r["gate"]["open"] for r in records if r["date"] in trade_days)  # type: ignore[index]
+    assert all(r.gate.open for r in records if r.date.isoformat() in trade_days)
 
 
 def test_after_a_volatility_regime_change_coverage_recovers_within_weeks() -> None:

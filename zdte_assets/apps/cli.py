@@ -232,7 +232,7 @@ def cmd_prediction(args: argparse.Namespace) -> int:
 
     day = _date(args.date, "--date")
     try:
-        record = read_prediction(args.ticker, day, storage_url=args.storage)
+        record = read_prediction(args.ticker, day, storage_url=args.storage).model_dump(mode="json")
     except PredictionNotFound as exc:
         print(f"zdte: {exc}", file=sys.stderr)
         return 1

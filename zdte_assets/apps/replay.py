@@ -477,6 +477,7 @@ def collect_days(
     import polars as pl
 
     from zdte_assets.apps import report
+    from zdte_assets.core.records import Prediction
     from zdte_assets.storage import store as storage
     from zdte_assets.storage.keys import asset_value_key
     from zdte_assets.trading.predictions import table_row
@@ -488,7 +489,7 @@ def collect_days(
         out = storage.read_json(store, asset_value_key(ticker, "prediction_outcome", key, "json"))
         drift = storage.read_json(store, asset_value_key(ticker, "drift_report", key, "json"))
         # The prediction's columns as in the published table, plus what the evening added.
-        row = table_row(pred).to_dicts()[0]
+        row = table_row(Prediction.from_json(pred)).to_dicts()[0]
         row.update(
             {
                 "close": out["close"],

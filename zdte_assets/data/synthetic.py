@@ -22,13 +22,13 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import polars as pl
 
 from zdte_assets.core import calendar
-from zdte_assets.core.records import ModelPointer
+from zdte_assets.core.records import ModelPointer, Prediction
 from zdte_assets.data.adjustment import Split
 from zdte_assets.features.rows import LOOKBACK, target_frame
 from zdte_assets.model import fitting, lifecycle
@@ -111,7 +111,7 @@ def simulate(
     ticker: str = "SPY",
     retrain_every: int = 5,
     known: Sequence[Split] = (),
-) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
+) -> tuple[pl.DataFrame, list[Prediction]]:
     """Walk the sessions from index ``first`` on: the outcomes table and the prediction records.
 
     Each session sees only rows before it: the model is refitted (every ``retrain_every``
@@ -130,20 +130,23 @@ def simulate(
     rows = features.join(target_frame(bars), on="date", how="inner")
     days: Sequence[dt.date] = all_days[first:]
     past = pl.DataFrame(schema=OUTCOME_SCHEMA)
-    records: list[dict[str, Any]] = []
+    records: list[Prediction] = []
     closes = dict(zip(all_days, bars["close"].to_list(), strict=True))
     model = None
     for i, day in enumerate(days):
         if model is None or i % retrain_every == 0:
             model = fitting.train_daily(rows, params, before=day)
+        # No registry here: the pointer names what a registered version would be (the record
+        # checks these fields' form).
+        before = calendar.previous_trading_day(day)
         info = ModelPointer(
             ticker=ticker,
             day=day,
             model_version=str(i),
-            model_uri="",
-            mlflow_run_id="",
-            tuned_as_of=None,
-            tuned_run_id="",
+            model_uri=f"models:/zdte-{ticker}/{i}",
+            mlflow_run_id="synthetic",
+            tuned_as_of=before,
+            tuned_run_id="synthetic",
             beats_naive=False,
             params=params.to_dict(),
             features=model.features,

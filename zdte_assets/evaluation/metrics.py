@@ -122,7 +122,7 @@ def forecast_metrics(actual: ArrayLike, predicted: ArrayLike) -> dict[str, float
         "bias": float(np.mean(err)),
         "rmse_naive": float(np.sqrt(np.mean(a**2))),
         "mae_naive": float(np.mean(np.abs(a))),
-        "directional_accuracy": n_hits / n_calls if n_calls else math.nan,
+        "directional_accuracy": directional_accuracy(a, p),
         "n_calls": float(n_calls),
         "coverage": n_calls / n,
         "hit_rate_all_days": n_hits / n,

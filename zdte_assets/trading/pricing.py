@@ -32,13 +32,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
-from datetime import date, datetime
-from typing import Any, Literal
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from scipy.stats import norm
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
-from zdte_assets.core import calendar as trading_calendar
 from zdte_assets.features.volatility import SessionForecast
 from zdte_assets.trading.gate import Gate, GateConfig
 
@@ -80,59 +79,7 @@ def _check_non_negative(name: str, value: float) -> None:
         raise ValueError(f"{name} must be a non-negative finite number, got {value!r}")
 
 
-# --------------------------------------------------------------------------- Black-Scholes
-
-
-def black_scholes(
-    spot: float,
-    strike: float,
-    t_years: float,
-    sigma: float,
-    rate: float = 0.0,
-    kind: OptionKind = "call",
-) -> float:
-    """European option price, used as the stand-in for the market's ask mid-price.
-
-    With no time or no volatility left the option is worth the intrinsic value against the
-    discounted strike, which is the limit of the formula and keeps put-call parity exact.
-    """
-    kind = _check_kind(kind)
-    _check_positive("spot", spot)
-    _check_positive("strike", strike)
-    _check_non_negative("t_years", t_years)
-    _check_non_negative("sigma", sigma)
-    discounted_strike = strike * math.exp(-rate * t_years)
-    sd = sigma * math.sqrt(t_years)
-    if sd <= 0.0:
-        if kind == "call":
-            return max(spot - discounted_strike, 0.0)
-        return max(discounted_strike - spot, 0.0)
-    d1 = (math.log(spot / strike) + rate * t_years) / sd + 0.5 * sd
-    d2 = d1 - sd
-    if kind == "call":
-        return float(spot * norm.cdf(d1) - discounted_strike * norm.cdf(d2))
-    return float(discounted_strike * norm.cdf(-d2) - spot * norm.cdf(-d1))
-
-
-def put_call_parity_gap(
-    spot: float, strike: float, t_years: float, sigma: float, rate: float = 0.0
-) -> float:
-    """C - P - (S - K e^(-rT)): zero for a consistent pricer, so tests can check it."""
-    call = black_scholes(spot, strike, t_years, sigma, rate, "call")
-    put = black_scholes(spot, strike, t_years, sigma, rate, "put")
-    return call - put - (spot - strike * math.exp(-rate * t_years))
-
-
-def realized_vol_annual(daily_sigma: float, periods_per_year: int = TRADING_DAYS_PER_YEAR) -> float:
-    """Annualise a daily log-return standard deviation, the unit Black-Scholes expects."""
-    _check_non_negative("daily_sigma", daily_sigma)
-    return daily_sigma * math.sqrt(periods_per_year)
-
-
-def implied_vol(daily_sigma: float, iv_ratio: float = 1.1) -> float:
-    """Annual implied volatility assumed for pricing: realized scaled by the usual premium."""
-    _check_positive("iv_ratio", iv_ratio)
-    return realized_vol_annual(daily_sigma) * iv_ratio
+# ------------------------------------------------------------------------------ option time
 
 
 def time_to_close_years(now: datetime, close: datetime) -> float:
@@ -143,17 +90,6 @@ def time_to_close_years(now: datetime, close: datetime) -> float:
     """
     minutes = (close - now).total_seconds() / 60.0
     return max(minutes, 0.0) / (TRADING_DAYS_PER_YEAR * MINUTES_PER_SESSION)
-
-
-def session_time_to_close(day: date, now: datetime | None = None) -> float:
-    """Option years from ``now`` (default: the session open) to that session's real close.
-
-    The exchange calendar supplies the close so that 13:00 early closes give a shorter option
-    life than a full session.
-    """
-    close = trading_calendar.session_close_time(day)
-    start = trading_calendar.session_open_time(day) if now is None else now
-    return time_to_close_years(start, close)
 
 
 # --------------------------------------------------------------------------------- strikes
@@ -208,66 +144,123 @@ DEFAULT_TICKER_INCREMENTS: tuple[tuple[str, float], ...] = (
 DEFAULT_PRICE_INCREMENTS: tuple[tuple[float, float], ...] = ((25.0, 0.5), (200.0, 1.0))
 
 
-def _pairs(value: Any, name: str) -> tuple[tuple[Any, float], ...]:
+def _ticker_increments(value: Any) -> Any:
+    """Accept ``{ticker: increment}`` (run config) or ``[[ticker, increment], ...]`` (the
+    records' JSON); tickers are upper-cased so lookups ignore case."""
+    if isinstance(value, Mapping):
+        value = list(value.items())
     try:
-        return tuple((a, float(b)) for a, b in value)
+        return {str(t).upper(): float(i) for t, i in value}
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a list of pairs, got {value!r}") from exc
+        raise ValueError(
+            f"ticker_strike_increments must be ticker/increment pairs, got {value!r}"
+        ) from exc
 
 
-@dataclass(frozen=True)
-class DecisionConfig:
-    """Trading assumptions; every field is a plain number or a list of pairs, so it round-trips
-    through JSON.
+def _price_increments(value: Any) -> Any:
+    try:
+        return [[float(p), float(i)] for p, i in value]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"price_strike_increments must be price/increment pairs, got {value!r}"
+        ) from exc
 
-    Units: ``spread_fraction`` of the option's price and ``spread_floor`` USD per share, giving
-    the half-spread paid on entry; ``commission`` USD per contract on entry; ``min_edge`` USD per
-    share of expected value after premium and costs that a trade must exceed; ``budget_usd`` the
-    most spent on one day's position, ``max_contracts`` the cap on its size; ``max_strike_sd``
-    how far from the open (in session standard deviations) strikes are considered;
-    ``iv_ratio`` implied over forecast volatility, at least 1 (below it the decision would buy
-    volatility, not a forecast). ``ticker_strike_increments`` and ``price_strike_increments``
-    (``[price below which, increment]``, in order) with ``strike_increment_above`` give the strike
-    grid. ``gate_*`` configure the significance gate (see ``gate.GateConfig``).
+
+#: Stored as ``[[ticker, increment], ...]`` (the prediction's JSON since schema_version 2), held
+#: as a mapping so that a run config can give ``{ticker: increment}``.
+TickerIncrements = Annotated[
+    dict[str, float],
+    BeforeValidator(_ticker_increments),
+    PlainSerializer(lambda d: [(k, v) for k, v in d.items()], return_type=list[tuple[str, float]]),
+]
+PriceIncrements = Annotated[list[list[float]], BeforeValidator(_price_increments)]
+
+
+class DecisionConfig(BaseModel):
+    """Trading assumptions: the decision's only knobs, stored with every prediction.
+
+    A pydantic model: the prediction record embeds it as is and the `prediction` asset's run
+    config derives from it, so no field can be missing there. Not a `core.records.Record`
+    (the records import it). Units: USD; ``iv_ratio`` at least 1, since below it the decision
+    would buy volatility, not a forecast.
     """
 
-    iv_ratio: float = 1.1
-    spread_fraction: float = 0.03
-    spread_floor: float = 0.01
-    commission: float = 0.65
-    min_edge: float = 0.01
-    budget_usd: float = 500.0
-    contract_multiplier: int = 100
-    max_contracts: int = 50
-    max_strike_sd: float = 1.0
-    ticker_strike_increments: tuple[tuple[str, float], ...] = DEFAULT_TICKER_INCREMENTS
-    price_strike_increments: tuple[tuple[float, float], ...] = DEFAULT_PRICE_INCREMENTS
-    strike_increment_above: float = 2.5
-    gate_window: int = 250
-    gate_min_days: int = 60
-    gate_dm_alpha: float = 0.05
-    gate_pt_alpha: float = 0.05
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        allow_inf_nan=False,
+        json_schema_serialization_defaults_required=True,
+    )
 
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.iv_ratio) and self.iv_ratio >= 1.0):
-            raise ValueError(f"iv_ratio must be a finite number >= 1, got {self.iv_ratio!r}")
-        for name in ("spread_fraction", "spread_floor", "commission", "min_edge", "max_strike_sd"):
-            _check_non_negative(name, getattr(self, name))
-        _check_positive("budget_usd", self.budget_usd)
-        _check_positive("strike_increment_above", self.strike_increment_above)
-        for name in ("contract_multiplier", "max_contracts", "gate_window", "gate_min_days"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        tickers = _pairs(self.ticker_strike_increments, "ticker_strike_increments")
-        prices = _pairs(self.price_strike_increments, "price_strike_increments")
-        object.__setattr__(
-            self, "ticker_strike_increments", tuple((str(t).upper(), i) for t, i in tickers)
-        )
-        object.__setattr__(self, "price_strike_increments", tuple((float(p), i) for p, i in prices))
-        for _, inc in (*tickers, *prices):
+    iv_ratio: float = Field(
+        default=1.1,
+        ge=1,
+        description="Implied over forecast volatility assumed for the market price (at least 1).",
+    )
+    spread_fraction: float = Field(
+        default=0.03,
+        ge=0,
+        description="Half the bid-ask spread as a fraction of the option's price.",
+    )
+    spread_floor: float = Field(
+        default=0.01, ge=0, description="Smallest half-spread per share (USD)."
+    )
+    commission: float = Field(
+        default=0.65, ge=0, description="Commission per contract, paid on entry (USD)."
+    )
+    min_edge: float = Field(
+        default=0.01,
+        ge=0,
+        description="Expected value per share after costs that a trade must exceed (USD).",
+    )
+    budget_usd: float = Field(
+        default=500.0, gt=0, description="Most spent on one day's position (USD)."
+    )
+    contract_multiplier: int = Field(default=100, ge=1, description="Shares per contract.")
+    max_contracts: int = Field(
+        default=50, ge=1, description="Cap on the position size in contracts."
+    )
+    max_strike_sd: float = Field(
+        default=1.0,
+        ge=0,
+        description=(
+            "Strikes considered lie within this many session standard deviations of the open "
+            "(plus the nearest one)."
+        ),
+    )
+    ticker_strike_increments: TickerIncrements = Field(
+        default_factory=lambda: dict(DEFAULT_TICKER_INCREMENTS),
+        description="[ticker, strike increment] pairs that override the price table.",
+    )
+    price_strike_increments: PriceIncrements = Field(
+        default_factory=lambda: [list(p) for p in DEFAULT_PRICE_INCREMENTS],
+        description="[price below which, strike increment] pairs, checked in order.",
+    )
+    strike_increment_above: float = Field(
+        default=2.5, gt=0, description="Strike increment above the last price in the table (USD)."
+    )
+    gate_window: int = Field(
+        default=250, ge=1, description="Past sessions the significance gate pools."
+    )
+    gate_min_days: int = Field(
+        default=60, ge=1, description="Fewest past forecasts before the gate can open."
+    )
+    gate_dm_alpha: float = Field(
+        default=0.05, gt=0, lt=1, description="Level of the one-sided Diebold-Mariano test."
+    )
+    gate_pt_alpha: float = Field(
+        default=0.05, gt=0, lt=1, description="Level of the one-sided Pesaran-Timmermann test."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> DecisionConfig:
+        for inc in (
+            *self.ticker_strike_increments.values(),
+            *(p[1] for p in self.price_strike_increments),
+        ):
             _check_positive("strike increment", inc)
-        self.gate_config()  # validates the gate fields
+        self.gate_config()  # validates the gate fields together
+        return self
 
     def gate_config(self) -> GateConfig:
         return GateConfig(
@@ -279,9 +272,8 @@ class DecisionConfig:
 
     def strike_increment(self, ticker: str, price: float) -> float:
         """The listed strike spacing for ``ticker`` near ``price``."""
-        for name, inc in self.ticker_strike_increments:
-            if name == ticker.upper():
-                return inc
+        if ticker.upper() in self.ticker_strike_increments:
+            return self.ticker_strike_increments[ticker.upper()]
         for below, inc in self.price_strike_increments:
             if price < below:
                 return inc
@@ -292,19 +284,16 @@ class DecisionConfig:
         return max(self.spread_fraction * price, self.spread_floor)
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        for name in ("ticker_strike_increments", "price_strike_increments"):
-            out[name] = [list(p) for p in out[name]]
-        return out
+        """The JSON form stored with every prediction."""
+        return self.model_dump(mode="json")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DecisionConfig:
         """Build from a (possibly partial) mapping; unknown keys are an error, not ignored."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
+        unknown = set(data) - set(cls.model_fields)
         if unknown:
             raise ValueError(f"unknown DecisionConfig keys: {sorted(unknown)}")
-        return cls(**dict(data))
+        return cls.model_validate(dict(data))
 
 
 @dataclass(frozen=True)
@@ -541,11 +530,9 @@ def decide(
     return build("NO_TRADE", text, "edge_below_threshold", best_per_share, 0)
 
 
-def pnl(decision: Decision, close: float) -> float:
-    """Realized USD profit of the recommended position held to the close; 0 for NO_TRADE."""
-    if decision.action == "NO_TRADE" or decision.contracts == 0:
-        return 0.0
-    if decision.option_kind is None or decision.strike is None or decision.cost_per_share is None:
-        raise ValueError("a trade decision must carry its option kind, strike and cost")
-    payoff = payoff_at_close(decision.option_kind, decision.strike, close)
-    return (payoff - decision.cost_per_share) * decision.contract_multiplier * decision.contracts
+def position_pnl(
+    kind: OptionKind, strike: float, cost_per_share: float, shares: int, close: float
+) -> float:
+    """Realized USD profit of ``shares`` options bought at ``cost_per_share`` and held to the
+    close (``shares`` = contracts x multiplier); what an outcome records as ``pnl_usd``."""
+    return (payoff_at_close(kind, strike, close) - cost_per_share) * shares

@@ -12,7 +12,7 @@ import dagster as dg
 import polars as pl
 
 from zdte_assets.core import calendar, timing
-from zdte_assets.core.records import ModelPointer
+from zdte_assets.core.records import ModelPointer, Prediction
 from zdte_assets.model.versions import champion_due
 from zdte_assets.orchestration.assets.model import load_model_dir
 from zdte_assets.orchestration.io_manager import WINDOW_INPUT
@@ -22,44 +22,17 @@ from zdte_assets.orchestration.resources import StoreResource
 from zdte_assets.orchestration.tracking import MlflowTracking
 from zdte_assets.trading import predictions
 from zdte_assets.trading.expiries import ExpiryCalendar
-from zdte_assets.trading.pricing import (
-    DEFAULT_PRICE_INCREMENTS,
-    DEFAULT_TICKER_INCREMENTS,
-    DecisionConfig,
-)
+from zdte_assets.trading.pricing import DecisionConfig
 
 
-class DecisionSettings(dg.Config):
-    """Trade-decision settings, field for field those of `pricing.DecisionConfig` (its defaults
-    and units); overridable per run."""
-
-    iv_ratio: float = DecisionConfig.iv_ratio
-    spread_fraction: float = DecisionConfig.spread_fraction
-    spread_floor: float = DecisionConfig.spread_floor
-    commission: float = DecisionConfig.commission
-    min_edge: float = DecisionConfig.min_edge
-    budget_usd: float = DecisionConfig.budget_usd
-    contract_multiplier: int = DecisionConfig.contract_multiplier
-    max_contracts: int = DecisionConfig.max_contracts
-    max_strike_sd: float = DecisionConfig.max_strike_sd
-    #: None: `pricing.DEFAULT_TICKER_INCREMENTS` / `pricing.DEFAULT_PRICE_INCREMENTS`.
-    ticker_strike_increments: dict[str, float] | None = None
-    price_strike_increments: list[list[float]] | None = None
-    strike_increment_above: float = DecisionConfig.strike_increment_above
-    gate_window: int = DecisionConfig.gate_window
-    gate_min_days: int = DecisionConfig.gate_min_days
-    gate_dm_alpha: float = DecisionConfig.gate_dm_alpha
-    gate_pt_alpha: float = DecisionConfig.gate_pt_alpha
+class DecisionSettings(DecisionConfig, dg.Config):
+    """Trade-decision settings of a run: `pricing.DecisionConfig` itself (its fields, defaults,
+    units and checks, inherited), made a Dagster run config; strike increments per ticker are
+    given as ``{ticker: increment}``."""
 
     def to_config(self) -> DecisionConfig:
-        values = self.model_dump()
-        tickers = self.ticker_strike_increments
-        values["ticker_strike_increments"] = (
-            DEFAULT_TICKER_INCREMENTS if tickers is None else list(tickers.items())
-        )
-        if self.price_strike_increments is None:
-            values["price_strike_increments"] = DEFAULT_PRICE_INCREMENTS
-        return DecisionConfig.from_dict(values)
+        """The domain config (a plain `DecisionConfig`, as stored with the prediction)."""
+        return DecisionConfig.model_validate(self.model_dump())
 
 
 def build_prediction_assets(
@@ -90,6 +63,7 @@ def build_prediction_assets(
         features: pl.DataFrame,
         daily_model: dict[str, Any],
     ) -> dg.Output[dict[str, Any]]:
+        # The value handed to the IO manager is the record's JSON form (it stores dicts as JSON).
         day = day_of(context.partition_key)
         pointer = ModelPointer.model_validate(daily_model)
         model_dir = mlflow.cached_model(ticker, pointer.model_version, pointer.mlflow_run_id)
@@ -113,18 +87,18 @@ def build_prediction_assets(
             urls = predictions.publish(s, record)
         promoted = _promote_used_version(mlflow, ticker, pointer)
         return dg.Output(
-            record,
+            record.model_dump(mode="json"),
             metadata={
                 "promoted_to_champion": promoted,
-                "action": record["action"],
-                "reason_code": record["decision"]["reason_code"],
-                "reason": record["reason"],
-                "gate_open": record["gate"]["open"],
-                "gate_days": record["gate"]["n"],
-                "open": record["open"],
-                "predicted_close": record["predicted_close"],
-                "p_up": record["p_up"],
-                "model_version": record["model"]["version"],
+                "action": record.action,
+                "reason_code": record.decision.reason_code,
+                "reason": record.reason,
+                "gate_open": record.gate.open,
+                "gate_days": record.gate.n,
+                "open": record.open,
+                "predicted_close": record.predicted_close,
+                "p_up": record.p_up,
+                "model_version": record.model.version,
                 "json": dg.MetadataValue.url(urls[0]) if urls[0].startswith("http") else urls[0],
                 "table": urls[1],
             },
@@ -159,16 +133,19 @@ def build_prediction_assets(
         prev_close = float(prev["close"][0]) if prev.height else None
         with timing.part("compute"):
             outcome = predictions.make_outcome(
-                prediction, close=float(bar["close"][0]), prev_close=prev_close
+                Prediction.from_json(prediction),
+                close=float(bar["close"][0]),
+                prev_close=prev_close,
             )
         with timing.part("storage"):
             predictions.publish_outcome(store.store(), outcome)
+        value = outcome.model_dump(mode="json")
         return dg.Output(
-            outcome,
+            value,
             metadata={
-                k: outcome[k]
+                k: value[k]
                 for k in ("close", "error", "naive_error", "direction_hit", "pnl_usd", "action")
-                if outcome.get(k) is not None
+                if value[k] is not None
             },
         )
 
