@@ -64,8 +64,9 @@ def synthetic_bars(
 
     ``signal`` is the coefficient of the previous session's return in today's (``signal`` and
     ``signal_regime`` scenarios); ``regime_factor`` multiplies the volatility from ``regime_at``
-    (default: the middle) in the ``regime`` and ``signal_regime`` scenarios; ``split_at`` (default: the middle) is where the
-    ``split`` scenario's 2:1 split takes effect, the rows before it at the old share count.
+    (default: the middle) in the ``regime`` and ``signal_regime`` scenarios; ``split_at``
+    (default: the middle) is where the ``split`` scenario's 2:1 split takes effect, the rows
+    before it at the old share count.
     """
     rng = np.random.default_rng(seed)
     days = calendar.trading_days(start, start + dt.timedelta(days=2 * n + 30))[:n]
