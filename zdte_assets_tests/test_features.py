@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import statistics
-import time
 
 import hvsampledata
 import numpy as np
@@ -401,18 +400,6 @@ def test_target_frame() -> None:
     assert tf.columns == ["date", "target"]
     for i in range(bars.height):
         assert tf["target"][i] == pytest.approx(math.log(bars["close"][i] / bars["open"][i]))
-
-
-def test_build_feature_frame_is_fast() -> None:
-    bars = hvsampledata.apple_stocks("polars")
-    assert bars.height >= 1500
-    build_feature_frame(bars)
-    best = math.inf
-    for _ in range(5):
-        start = time.perf_counter()
-        build_feature_frame(bars)
-        best = min(best, time.perf_counter() - start)
-    assert best < 0.1
 
 
 def test_short_or_invalid_input() -> None:

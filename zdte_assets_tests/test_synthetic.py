@@ -78,3 +78,23 @@ def test_an_unadjusted_split_changes_nothing_on_noise() -> None:
     past, _ = synthetic.simulate(bars, FIRST)
     assert _trades(past).height == 0
     assert 0.87 <= float(past["in_interval"].mean()) <= 0.93  # type: ignore[arg-type]
+
+
+def test_signal_regime_plants_both_the_signal_and_the_volatility_jump() -> None:
+    """The whole-path test's series: a lag-1 signal throughout, the noise larger from `regime_at`."""
+    n, at, factor, signal = 1200, 600, 3.0, 0.5
+    bars = synthetic.synthetic_bars(
+        "signal_regime", n, seed=14, signal=signal, regime_at=at, regime_factor=factor
+    )
+    r = np.log(bars["close"].to_numpy() / bars["open"].to_numpy())
+    for part in (r[1:at], r[at + 1 :]):
+        # Least-squares slope of today's return on yesterday's: the planted coefficient.
+        slope = float(np.polyfit(part[:-1], part[1:], 1)[0])
+        assert abs(slope - signal) < 4 / np.sqrt(part.size)
+    # The innovation's scale: its ratio after / before is the planted factor.
+    before = r[1:at] - signal * r[: at - 1]
+    after = r[at + 1 :] - signal * r[at:-1]
+    assert float(after.std() / before.std()) == pytest.approx(factor, rel=0.1)
+    # The same seed without the jump is the `signal` scenario, bar for bar before `regime_at`.
+    plain = synthetic.synthetic_bars("signal", n, seed=14, signal=signal)
+    assert bars.head(at).equals(plain.head(at))

@@ -8,7 +8,10 @@ sample (see docs/quality.md):
   the gate must open and the trades must make money;
 * ``regime``: volatility jumps by a factor mid-series; the predictive intervals must recover
   their coverage within a few weeks;
-* ``split``: an unadjusted file with a 2:1 split (prices halve, share volume doubles).
+* ``split``: an unadjusted file with a 2:1 split (prices halve, share volume doubles);
+* ``signal_regime``: the planted signal of ``signal`` throughout, and the volatility jump of
+  ``regime`` at ``regime_at``: a series on which the platform must first learn to trade and
+  then see its errors drift (the whole-path test's known answers).
 
 Bars are built from a simulated intraday path (``STEPS`` log-price increments per session), so
 high and low are consistent with open and close and range-based estimators behave as on real
@@ -42,7 +45,7 @@ from zdte_assets.trading.predictions import (
 )
 from zdte_assets.trading.pricing import DecisionConfig
 
-Scenario = Literal["noise", "signal", "regime", "split"]
+Scenario = Literal["noise", "signal", "regime", "split", "signal_regime"]
 #: Intraday steps of the simulated path (one per 10 minutes of a regular session).
 STEPS = 39
 
@@ -61,22 +64,23 @@ def synthetic_bars(
 ) -> pl.DataFrame:
     """``n`` sessions of OHLCV bars (trading days from ``start``) for ``scenario``.
 
-    ``signal`` is the coefficient of the previous session's return in today's (``signal``
-    scenario); ``regime_factor`` multiplies the volatility from ``regime_at`` (default: the
-    middle) in the ``regime`` scenario; ``split_at`` (default: the middle) is where the
-    ``split`` scenario's 2:1 split takes effect, the rows before it at the old share count.
+    ``signal`` is the coefficient of the previous session's return in today's (``signal`` and
+    ``signal_regime`` scenarios); ``regime_factor`` multiplies the volatility from ``regime_at``
+    (default: the middle) in the ``regime`` and ``signal_regime`` scenarios; ``split_at``
+    (default: the middle) is where the ``split`` scenario's 2:1 split takes effect, the rows
+    before it at the old share count.
     """
     rng = np.random.default_rng(seed)
     days = calendar.trading_days(start, start + dt.timedelta(days=2 * n + 30))[:n]
     sigma = np.full(n, vol)
-    if scenario == "regime":
+    if scenario in ("regime", "signal_regime"):
         sigma[(n // 2 if regime_at is None else regime_at) :] *= regime_factor
     overnight = rng.normal(0.0, 0.3 * vol, n)
     steps = rng.normal(0.0, 1.0, (n, STEPS)) / math.sqrt(STEPS)
     o, h, lo, c = (np.empty(n) for _ in range(4))
     prev_close, prev_ret = 100.0, 0.0
     for i in range(n):
-        drift = signal * prev_ret if scenario == "signal" else 0.0
+        drift = signal * prev_ret if scenario in ("signal", "signal_regime") else 0.0
         path = np.concatenate([[0.0], np.cumsum(sigma[i] * steps[i])]) + drift * np.linspace(
             0.0, 1.0, STEPS + 1
         )
