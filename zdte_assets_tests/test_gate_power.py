@@ -85,11 +85,11 @@ def test_the_gate_weighs_each_forecast_against_its_own_day_open_to_close() -> No
     walked = bars.slice(history)
     realized = np.log(walked["close"].to_numpy() / walked["open"].to_numpy())
     np.testing.assert_allclose(past["realized_return"].to_numpy(), realized, rtol=1e-12)
-    predicted = np.array([float(rec["predicted_return"]) for rec in records])
+    predicted = np.array([rec.predicted_return for rec in records])
     np.testing.assert_array_equal(past["predicted_return"].to_numpy(), predicted)
     assert past["date"].to_list() == walked["date"].to_list()
     for i, rec in enumerate(records):
-        gate = rec["gate"]
+        gate = rec.gate.model_dump()
         assert gate["n"] == i
         if i < 3:
             continue

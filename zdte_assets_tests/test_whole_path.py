@@ -41,7 +41,7 @@ from zdte_assets.core.config import STUDY_LOOKBACK_WEEKS
 from zdte_assets.data import synthetic
 from zdte_assets.definitions import build_definitions
 from zdte_assets.features.rows import LOOKBACK
-from zdte_assets.model.lifecycle import MONITORING_CONFIG
+from zdte_assets.monitoring.config import MONITORING_CONFIG
 from zdte_assets.orchestration.runner import QUIET, local_instance, materialize_range
 from zdte_assets.orchestration.schedules import session_requests, weekly_requests
 from zdte_assets.orchestration.sensors import evaluate_drift
@@ -50,7 +50,7 @@ from zdte_assets.storage.keys import asset_value_key
 from zdte_assets.trading.pricing import DecisionConfig
 
 #: The walk with its fixture takes minutes, more on a loaded machine.
-pytestmark = pytest.mark.timeout(1800)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
 TICKER = "SPY"  # daily expiries by default, so every session can trade
 SEED = 22
@@ -100,7 +100,12 @@ def _run_config(request: dg.RunRequest) -> dict[str, Any]:
     return {**QUIET, **config}
 
 
-def walk(defs: dg.Definitions, instance: dg.DagsterInstance, days: list[dt.date]) -> list[dt.date]:
+def walk(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    store: storage.Store,
+    days: list[dt.date],
+) -> list[dt.date]:
     """Each session as production runs it: the weekly study on the week's first session, the
     session run (retrain, 09:30 prediction, evening bar, outcome, drift report), then the drift
     sensor's tick and the re-optimization it asks for. Returns the re-optimized drift days."""
@@ -127,14 +132,14 @@ def walk(defs: dg.Definitions, instance: dg.DagsterInstance, days: list[dt.date]
                 run(request)
         for request in requests(session_requests(TICKER, day)):
             run(request)
-        asked, cursor, _ = evaluate_drift(TICKER, instance, cursor)
+        asked, cursor, _ = evaluate_drift(TICKER, instance, cursor, store)
         # Retrains after a study are the next session run's first step; studies run now.
         studies = [r for r in asked if r.tags.get("zdte/slot") == "reoptimization"]
         for request in studies:
             run(request)
             reoptimized.append(dt.date.fromisoformat(request.tags["zdte/drift_day"]))
         if studies:
-            _, cursor, _ = evaluate_drift(TICKER, instance, cursor)
+            _, cursor, _ = evaluate_drift(TICKER, instance, cursor, store)
     return reoptimized
 
 
@@ -174,7 +179,7 @@ def whole_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WholePath]:
         materialize_range(defs, keys, all_days[0].isoformat(), before, instance)
         first_features = all_days[LOOKBACK].isoformat()
         materialize_range(defs, [f"{TICKER}/features"], first_features, before, instance)
-        reoptimized = walk(defs, instance, days)
+        reoptimized = walk(defs, instance, storage.store_from_url(str(store_dir)), days)
         yield WholePath(
             bars=bars,
             days=days,
