@@ -122,7 +122,8 @@ def _session_bound(day: dt.date, which: str) -> dt.datetime:
     cal = _calendar()
     ts = pd.Timestamp(day)
     stamp = cal.session_open(ts) if which == "open" else cal.session_close(ts)
-    return stamp.tz_convert(TIMEZONE).to_pydatetime()
+    out: dt.datetime = stamp.tz_convert(TIMEZONE).to_pydatetime()
+    return out
 
 
 def week_start(day: dt.date) -> dt.date:

@@ -247,7 +247,8 @@ def yfinance_history(ticker: str, **kwargs: Any) -> pd.DataFrame:
     previous = debug.hide_exceptions
     debug.hide_exceptions = False
     try:
-        return yfinance.Ticker(ticker).history(**kwargs)
+        history: pd.DataFrame = yfinance.Ticker(ticker).history(**kwargs)
+        return history
     finally:
         debug.hide_exceptions = previous
 

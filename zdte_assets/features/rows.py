@@ -31,11 +31,12 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 from numpy.lib.stride_tricks import sliding_window_view
+from numpy.typing import NDArray
 
 from zdte_assets.features.volatility import garman_klass_terms, session_vol
 
@@ -108,7 +109,8 @@ def _ema_weights(span: int, length: int) -> np.ndarray:
     """Exponential weights (newest last) truncated to ``length`` and renormalized to sum to 1."""
     decay = 1.0 - 2.0 / (span + 1.0)
     weights = decay ** np.arange(length - 1, -1, -1, dtype=np.float64)
-    return weights / weights.sum()
+    out: NDArray[Any] = weights / weights.sum()
+    return out
 
 
 _W_FAST = _ema_weights(MACD_FAST, MACD_EMA_WINDOW)
@@ -205,7 +207,8 @@ def _volume_z(vol: np.ndarray) -> np.ndarray:
     std = log_vol.std(axis=1, ddof=1)
     z = np.zeros_like(mean)
     np.divide(log_vol[:, -1] - mean, std, out=z, where=std > _MIN_LOG_VOLUME_STD)
-    return z
+    out: NDArray[Any] = z
+    return out
 
 
 def _arrays(bars: pl.DataFrame, what: str) -> tuple[pl.Series, dict[str, np.ndarray]]:

@@ -67,7 +67,8 @@ GRID_SIZE = 4000
 def ewma_weights(length: int, decay: float = EWMA_DECAY) -> npt.NDArray[np.float64]:
     """Weights (newest last) of an exponential average truncated to ``length`` and renormalized."""
     w = decay ** np.arange(length - 1, -1, -1, dtype=np.float64)
-    return w / w.sum()
+    out: npt.NDArray[np.float64] = w / w.sum()
+    return out
 
 
 def garman_klass_terms(
@@ -88,7 +89,10 @@ def session_vol(
     """EWMA session volatility from rows of per-bar variances (shape ``(m, window)``)."""
     # An elementwise product and a row sum, not a matrix product: BLAS may block a product
     # differently for one row than for many, and the live row must equal the training row.
-    return np.sqrt((terms * ewma_weights(terms.shape[-1], decay)).sum(axis=-1))
+    out: npt.NDArray[np.float64] = np.sqrt(
+        (terms * ewma_weights(terms.shape[-1], decay)).sum(axis=-1)
+    )
+    return out
 
 
 # ------------------------------------------------------------------------------- the shape

@@ -59,4 +59,5 @@ def apply_cooldown(fired: ArrayLike, cooldown_days: int) -> NDArray[np.bool_]:
     f = np.asarray(fired, dtype=bool).ravel()
     if cooldown_days < 0:
         raise ValueError("cooldown_days must be >= 0")
-    return cooldown_rows(f[None, :], cooldown_days)[0]
+    out: NDArray[np.bool_] = cooldown_rows(f[None, :], cooldown_days)[0]
+    return out

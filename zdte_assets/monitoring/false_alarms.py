@@ -101,7 +101,8 @@ def _simulate_returns(
     if model == "normal":
         return sd * rng.standard_normal((n_sims, n_total))
     if model == "iid_t":
-        return sd * _standard_t(rng, _IID_T_DF, (n_sims, n_total))
+        draws: NDArray[np.float64] = sd * _standard_t(rng, _IID_T_DF, (n_sims, n_total))
+        return draws
     if model == "garch_t":
         z = _standard_t(rng, _GARCH_T_DF, (n_sims, _GARCH_BURN + n_total))
         omega = sd * sd * (1.0 - _GARCH_ALPHA - _GARCH_BETA)

@@ -126,7 +126,7 @@ def _parse_kind(value: Any) -> RuleKind:
     text = str(value).strip().lower()
     if text not in _RULE_KINDS:
         raise ValueError(f"expiry rule must be one of {_RULE_KINDS}, got {value!r}")
-    return text  # type: ignore[return-value]
+    return text
 
 
 def _parse_date(value: Any) -> dt.date:

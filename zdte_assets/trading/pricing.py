@@ -66,7 +66,7 @@ _EDGE_TOLERANCE = 1e-9
 def _check_kind(kind: str) -> OptionKind:
     if kind not in _KINDS:
         raise ValueError(f"option kind must be 'call' or 'put', got {kind!r}")
-    return kind  # type: ignore[return-value]
+    return kind
 
 
 def _check_positive(name: str, value: float) -> None:
