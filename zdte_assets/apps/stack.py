@@ -26,6 +26,8 @@ Everything but Caddy binds to loopback unless `ZDTE_BIND` says otherwise. Logs g
 next, and stops what it started if one fails; `down` stops them in reverse order.
 Process supervision is written here rather than taken from a library because it is a few
 dozen lines over `subprocess`, and a supervisor daemon would be one more service to run.
+Longer than 600 lines because the topology is one unit: its settings, provisioning, start order,
+readiness probes and shutdown of the same services compose runs, read top to bottom.
 """
 
 from __future__ import annotations

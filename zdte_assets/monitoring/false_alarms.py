@@ -6,7 +6,7 @@ draws stationary returns, a model of fixed accuracy and features built like the 
 applies every rule day by day through the functions the report uses: ``statistics`` for the
 KS statistics (``ks_statistic_windows``, scipy's statistic for every window at once) and their
 p-values (scipy's exact ``ks_2samp``, ``kstwo`` at effective sizes), ``triggers`` for the rules
-and the Holm correction, ``cooldown`` for the cooldown. The module is longer than most because
+and the Holm correction, ``cooldown`` for the cooldown. Longer than 600 lines because
 the simulation and the table it feeds are one concern: the table is generated rather than
 typed so it cannot drift away from the code (change a default in ``DriftConfig`` and the table,
 and the test comparing it with the document, follow).
