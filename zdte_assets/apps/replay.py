@@ -477,7 +477,8 @@ def collect_days(
     import polars as pl
 
     from zdte_assets.apps import report
-    from zdte_assets.core.records import Prediction
+    from zdte_assets.core.records import Outcome, Prediction
+    from zdte_assets.monitoring.report import load_drift_report
     from zdte_assets.storage import store as storage
     from zdte_assets.storage.keys import asset_value_key
     from zdte_assets.trading.predictions import table_row
@@ -485,34 +486,38 @@ def collect_days(
     rows = []
     for day in days:
         key = day.isoformat()
-        pred = storage.read_json(store, asset_value_key(ticker, "prediction", key, "json"))
-        out = storage.read_json(store, asset_value_key(ticker, "prediction_outcome", key, "json"))
-        drift = storage.read_json(store, asset_value_key(ticker, "drift_report", key, "json"))
+        pred = Prediction.from_json(
+            storage.read_json(store, asset_value_key(ticker, "prediction", key, "json"))
+        )
+        out = Outcome.from_json(
+            storage.read_json(store, asset_value_key(ticker, "prediction_outcome", key, "json"))
+        )
+        drift = load_drift_report(store, ticker, day)
         # The prediction's columns as in the published table, plus what the evening added.
-        row = table_row(Prediction.from_json(pred)).to_dicts()[0]
+        row = table_row(pred).to_dicts()[0]
         row.update(
             {
-                "close": out["close"],
-                "prev_close": out["prev_close"],
-                "realized_return": out["realized_return"],
-                "pnl": out["pnl_usd"],
-                "cost_usd": out["cost_usd"],
-                "cost_per_share": pred["decision"]["cost_per_share"],
-                "pit": out["pit"],
-                "log_score": out["log_score"],
-                "z": out["z"],
-                "in_interval_50": out["in_interval_50"],
-                "in_interval": out["in_interval"],
-                "gate_n": pred["gate"]["n"],
-                "scale": pred["distribution"]["scale"],
-                "df": pred["distribution"]["df"],
-                "strike_increment": pred["decision"]["strike_increment"],
-                "expiry_today": pred["decision"]["expiry_today"],
-                "gate_dm_pvalue": pred["gate"]["dm_pvalue"],
-                "gate_pt_pvalue": pred["gate"]["pt_pvalue"],
-                "reason_code": pred["decision"]["reason_code"],
-                "beats_naive": pred["model"]["beats_naive"],
-                "drift_fired": ",".join(drift["fired"]),
+                "close": out.close,
+                "prev_close": out.prev_close,
+                "realized_return": out.realized_return,
+                "pnl": out.pnl_usd,
+                "cost_usd": out.cost_usd,
+                "cost_per_share": pred.decision.cost_per_share,
+                "pit": out.pit,
+                "log_score": out.log_score,
+                "z": out.z,
+                "in_interval_50": out.in_interval_50,
+                "in_interval": out.in_interval,
+                "gate_n": pred.gate.n,
+                "scale": pred.distribution.scale,
+                "df": pred.distribution.df,
+                "strike_increment": pred.decision.strike_increment,
+                "expiry_today": pred.decision.expiry_today,
+                "gate_dm_pvalue": pred.gate.dm_pvalue,
+                "gate_pt_pvalue": pred.gate.pt_pvalue,
+                "reason_code": pred.decision.reason_code,
+                "beats_naive": pred.model.beats_naive,
+                "drift_fired": ",".join(drift.fired),
                 "reoptimized": day in reopt_days,
             }
         )
