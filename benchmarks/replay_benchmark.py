@@ -39,6 +39,8 @@ class PlainVersion:
     params: dict[str, Any]
     beats_naive: bool
     validation_errors: tuple[float, ...]
+    #: No MLflow in the plain loop: the run the pointer names.
+    mlflow_run_id: str = "plain-loop"
 
 
 @dataclass
@@ -70,13 +72,12 @@ def plain_loop(
     from zdte_assets.apps.replay import ReplayOptions, plan_range
     from zdte_assets.apps.study_prefetch import StudyJob, run_job
     from zdte_assets.core import calendar
-    from zdte_assets.core.records import ModelPointer
     from zdte_assets.data.market_data import source_from_settings
     from zdte_assets.features.rows import LOOKBACK
     from zdte_assets.model import fitting, lifecycle, walkforward
     from zdte_assets.model.params import ModelParams
     from zdte_assets.model.study import run_study
-    from zdte_assets.model.versions import select_version
+    from zdte_assets.model.versions import model_pointer, select_version
     from zdte_assets.monitoring.config import MONITORING_CONFIG
     from zdte_assets.monitoring.report import build_drift_report
     from zdte_assets.trading.expiries import ExpiryCalendar
@@ -139,23 +140,15 @@ def plain_loop(
             rows = lifecycle.labeled_rows(features, bars, before=day)
             model = fitting.train_daily(rows, params, before=day)
             train_rows = rows.tail(params.train_window)
-            info = ModelPointer(
-                ticker=ticker,
-                day=day,
-                model_version="0",
-                model_uri=f"models:/zdte-{ticker}/0",
-                mlflow_run_id="plain-loop",
-                tuned_as_of=tuned.as_of,
-                tuned_run_id="plain-loop",
-                beats_naive=tuned.beats_naive,
-                params=params.to_dict(),
-                features=model.features,
-                sigma=model.sigma,
-                shrinkage=model.shrinkage,
-                train_first=train_rows["date"][0],
-                train_last=train_rows["date"][-1],
-                reference_errors=tuned.validation_errors,
-                reference_returns=tuple(train_rows["target"].to_list()),
+            info = model_pointer(
+                ticker,
+                day,
+                version="0",
+                run_id="plain-loop",
+                tuned=tuned,
+                params=params,
+                model=model,
+                train_rows=train_rows,
             )
             features = pl.concat(
                 [features, lifecycle.feature_frame(bars, opens, [day])], how="vertical_relaxed"

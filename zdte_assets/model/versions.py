@@ -35,6 +35,10 @@ from zdte_assets.storage.keys import asset_value_key, object_key
 from zdte_assets.storage.store import Store, read_json, write_json
 
 if TYPE_CHECKING:  # the study stack (Optuna) is not needed to read or select versions
+    import polars as pl
+
+    from zdte_assets.model.fitting import FittedModel
+    from zdte_assets.model.params import ModelParams
     from zdte_assets.model.study import StudyResult
 
 #: Where the one-object-per-version layout lives, next to the `tuned_params` asset values.
@@ -54,6 +58,22 @@ class Versioned(Protocol):
 
 
 V = TypeVar("V", bound=Versioned)
+
+
+class StudySource(Protocol):
+    """What a day's model pointer takes from the study version its parameters came from."""
+
+    @property
+    def as_of(self) -> dt.date: ...
+
+    @property
+    def mlflow_run_id(self) -> str: ...
+
+    @property
+    def beats_naive(self) -> bool: ...
+
+    @property
+    def validation_errors(self) -> tuple[float, ...]: ...
 
 
 def select_version(versions: Sequence[V], day: dt.date) -> V | None:
@@ -181,6 +201,41 @@ def week_versions(store: Store, ticker: str, week: str) -> list[TunedVersion]:
 def tuned_week(store: Store, ticker: str, week: str) -> TunedWeek:
     """The week's record as the `tuned_params` asset returns it, from the version objects."""
     return TunedWeek(ticker=ticker, week=week, versions=tuple(week_versions(store, ticker, week)))
+
+
+def model_pointer(
+    ticker: str,
+    day: dt.date,
+    *,
+    version: str,
+    run_id: str,
+    tuned: StudySource,
+    params: ModelParams,
+    model: FittedModel,
+    train_rows: pl.DataFrame,
+) -> ModelPointer:
+    """The `daily_model` value of `day`: the registered `version` (trained in MLflow run
+    `run_id` on `train_rows`) with the study version it came from; the drift report's reference
+    is the study's out-of-sample errors and the training window's returns. One constructor for
+    the asset and the benchmark's plain loop, so both point the same way."""
+    return ModelPointer(
+        ticker=ticker,
+        day=day,
+        model_version=version,
+        model_uri=f"models:/zdte-{ticker}/{version}",
+        mlflow_run_id=run_id,
+        tuned_as_of=tuned.as_of,
+        tuned_run_id=tuned.mlflow_run_id,
+        beats_naive=tuned.beats_naive,
+        params=params.to_dict(),
+        features=model.features,
+        sigma=model.sigma,
+        shrinkage=model.shrinkage,
+        train_first=train_rows["date"][0],
+        train_last=train_rows["date"][-1],
+        reference_errors=tuned.validation_errors,
+        reference_returns=tuple(train_rows["target"].to_list()),
+    )
 
 
 # --------------------------------------------------------------------------- promotion

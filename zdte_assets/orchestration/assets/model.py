@@ -19,7 +19,7 @@ import zdte_assets
 from zdte_assets.apps import plots
 from zdte_assets.core import calendar, timing
 from zdte_assets.core.config import STUDY_LOOKBACK_WEEKS, optuna_storage
-from zdte_assets.core.records import ModelPointer, StudySettings, TunedVersion, TunedWeek
+from zdte_assets.core.records import StudySettings, TunedVersion, TunedWeek
 from zdte_assets.model import lifecycle, versions
 from zdte_assets.model.fitting import FittedModel, fit_model, train_daily
 from zdte_assets.model.lifecycle import data_digest, labeled_rows
@@ -309,23 +309,15 @@ def build_model_assets(
             # promoted.
             mlflow.set_alias(ticker, "challenger", version)
             reused = False
-        pointer = ModelPointer(
-            ticker=ticker,
-            day=day,
-            model_version=version,
-            model_uri=f"models:/zdte-{ticker}/{version}",
-            mlflow_run_id=run_id,
-            tuned_as_of=tuned.as_of,
-            tuned_run_id=tuned.mlflow_run_id,
-            beats_naive=tuned.beats_naive,
-            params=params.to_dict(),
-            features=model.features,
-            sigma=model.sigma,
-            shrinkage=model.shrinkage,
-            train_first=train_rows["date"][0],
-            train_last=train_rows["date"][-1],
-            reference_errors=tuned.validation_errors,
-            reference_returns=tuple(train_rows["target"].to_list()),
+        pointer = versions.model_pointer(
+            ticker,
+            day,
+            version=version,
+            run_id=run_id,
+            tuned=tuned,
+            params=params,
+            model=model,
+            train_rows=train_rows,
         )
         return dg.Output(
             pointer.model_dump(mode="json"),
