@@ -235,7 +235,7 @@ def check_bars(
     dates = parsed.get_column("date").drop_nulls().to_list()
     span = (min(dates), max(dates)) if dates else None
     bad_days = pl.Series(list(day_problems), dtype=pl.Date)
-    bars = parsed.filter(~pl.col("date").is_in(bad_days)).select(
+    bars = parsed.filter(~pl.col("date").is_in(bad_days.implode())).select(
         [pl.col(name).cast(dtype) for name, dtype in BARS_SCHEMA.items()],
     )
     return CheckedBars(
