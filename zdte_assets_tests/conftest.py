@@ -189,6 +189,9 @@ class Replayed:
     output: Path
     report: dict[str, object]
     home: Path
+    #: A home holding only what this replay noted about itself (`replay.LAST_REPLAY`), kept
+    #: apart because later replays in the session's home replace the note.
+    note_home: Path
 
     @property
     def storage(self) -> str:
@@ -203,8 +206,9 @@ def replayed(zdte_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Repla
     need the lifecycle's outputs (instance events, MLflow runs, stored values) read them here.
     """
     import datetime as dt
+    import shutil
 
-    from zdte_assets.apps.replay import ReplayOptions, run_replay
+    from zdte_assets.apps.replay import LAST_REPLAY, ReplayOptions, run_replay
 
     out = tmp_path_factory.mktemp("replay")
     result = run_replay(
@@ -217,7 +221,9 @@ def replayed(zdte_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Repla
             progress=False,
         )
     )
-    return Replayed(output=out, report=result, home=zdte_home)
+    note_home = tmp_path_factory.mktemp("home-after-replay")
+    shutil.copy(zdte_home / LAST_REPLAY, note_home / LAST_REPLAY)
+    return Replayed(output=out, report=result, home=zdte_home, note_home=note_home)
 
 
 # --- the production stack (`zdte stack up`), for the tests marked `stack` ----------------------

@@ -93,6 +93,13 @@ def test_prediction_table_shows_the_action(replayed: Replayed, tmp_path: Path) -
     assert rows["P(close > open)"] == f"{stored['p_up']:.1%}"
     assert rows["model"].startswith(f"version {stored['model']['version']},")
     assert not proc.stdout.lstrip().startswith("{")
+    if stored["action"] == "NO_TRADE":
+        # What was priced is shown as weighed, never in the rows a trade fills in.
+        assert rows["option"] == "none: no trade"
+        assert "premium / contracts" not in rows
+    else:
+        assert rows["option"].startswith(stored["decision"]["option"])
+        assert "weighed and not bought" not in rows
 
 
 def test_prediction_for_a_day_without_one_exits_1(replayed: Replayed, tmp_path: Path) -> None:
@@ -113,12 +120,43 @@ def test_prediction_for_a_day_without_one_exits_1(replayed: Replayed, tmp_path: 
     assert "Traceback" not in proc.stderr
 
 
+def test_prediction_after_a_replay_needs_no_flag(replayed: Replayed) -> None:
+    # What a newcomer types after the demo: no --storage, no ZDTE_STORAGE_URL. The replay noted
+    # where it wrote under ZDTE_HOME, and the reader looks there.
+    stored = predictions.read_prediction("AAPL", DAY, storage_url=replayed.storage)
+    proc = zdte(
+        "prediction", "--ticker", "AAPL", "--date", DAY.isoformat(), home=replayed.note_home
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == json.loads(stored.to_json())
+
+    # A day the replay did not cover: one line naming the replay's range and the flag to use.
+    missing = zdte(
+        "prediction",
+        "--ticker",
+        "AAPL",
+        "--date",
+        NOT_PREDICTED.isoformat(),
+        home=replayed.note_home,
+    )
+    assert missing.returncode == 1
+    line = one_line(missing.stderr)
+    assert str(replayed.report["start"]) in line and str(replayed.report["end"]) in line
+    assert "--storage" in line
+
+    # A fresh home knows of no replay: the message is the plain one.
+    elsewhere = replayed.note_home.parent / "no-replay-home"
+    alone = zdte("prediction", "--ticker", "AAPL", "--date", DAY.isoformat(), home=elsewhere)
+    assert alone.returncode == 1
+    assert "last replay" not in one_line(alone.stderr)
+
+
 def test_help_lists_the_commands(tmp_path: Path) -> None:
     assert ZDTE_SCRIPT.is_file(), "the zdte console script is not installed"
     proc = zdte("--help", home=tmp_path, script=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage: zdte")
-    for command in ("demo", "replay", "prediction", "ui", "mlflow-ui"):
+    for command in ("demo", "replay", "run", "backfill", "prediction", "ui", "mlflow-ui"):
         assert command in proc.stdout
     sub = zdte("prediction", "--help", home=tmp_path)
     assert sub.returncode == 0, sub.stderr

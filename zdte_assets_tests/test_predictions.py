@@ -294,3 +294,18 @@ def test_publish_to_s3_and_read_back_with_boto3(
     assert reasons[TUESDAY] == "no expiry today: republished"
     others = {d: r.reason for d, r in records.items() if d != TUESDAY}
     assert {d: reasons[d] for d in others} == others
+
+
+def test_published_json_has_no_negative_zero(
+    stored_json: dict[dt.date, dict[str, Any]],
+) -> None:
+    # A forecast of exactly nothing can come out of arithmetic as -0.0; the published text must
+    # not carry a sign the number does not have, in the record or its nested parts.
+    record = copy.deepcopy(stored_json[TUESDAY])
+    record["predicted_return"] = -0.0
+    record["distribution"]["mu"] = -0.0
+    text = Prediction.from_json(record).to_json().decode()
+    assert "-0.0," not in text and "-0.0\n" not in text
+    written = json.loads(text)
+    assert math.copysign(1.0, written["predicted_return"]) == 1.0
+    assert math.copysign(1.0, written["distribution"]["mu"]) == 1.0

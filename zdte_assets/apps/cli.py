@@ -89,6 +89,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.source == "file" and not args.path:
         raise UsageError("--source file needs --path FILE")
     out = Path(args.output)
+    storage = getattr(args, "storage", None)
+    if storage and storage == config.configured_storage_url() and not args.use_configured_stores:
+        raise UsageError(
+            f"--storage {storage} is the configured ZDTE_STORAGE_URL; a replay writes there "
+            "only with --use-configured-stores"
+        )
     if args.use_configured_stores:
         check_reachable()
     else:
@@ -103,6 +109,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             source_path=args.path,
             n_trials=args.trials,
             progress=not args.no_progress,
+            storage_url=storage,
         )
     )
     _print_summary(result, out)
@@ -127,6 +134,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         trials=args.trials,
         no_progress=args.no_progress,
         use_configured_stores=False,
+        storage=None,
     )
     code = cmd_replay(ns)
     _print_last_days(Path(args.output) / "storage", "AAPL", last)
@@ -232,10 +240,12 @@ def cmd_prediction(args: argparse.Namespace) -> int:
 
     day = _date(args.date, "--date")
     try:
-        record = read_prediction(args.ticker, day, storage_url=args.storage).model_dump(mode="json")
+        found = read_prediction(args.ticker, day, storage_url=args.storage)
     except PredictionNotFound as exc:
-        print(f"zdte: {exc}", file=sys.stderr)
-        return 1
+        found = _from_last_replay(args, day, exc)
+        if found is None:
+            return 1
+    record = json.loads(found.to_json())
     if not args.table:
         print(json.dumps(record, indent=2, sort_keys=True))
         return 0
@@ -253,8 +263,7 @@ def cmd_prediction(args: argparse.Namespace) -> int:
         ("P(close > open)", f"{record['p_up']:.1%}"),
         (f"{interval['level']:.0%} interval", f"{interval['low']:.2f} .. {interval['high']:.2f}"),
         ("action", record["action"]),
-        ("option", f"{d['option'] or '-'} {_fmt(d['strike'], 'g')}"),
-        ("premium / contracts", f"{_fmt(d['premium'], '.2f')} / {d['contracts']}"),
+        *_position_rows(record["action"], d),
         ("reason", record["reason"]),
         (
             "significance gate",
@@ -268,6 +277,81 @@ def cmd_prediction(args: argparse.Namespace) -> int:
         table.add_row(k, str(v))
     Console().print(table)
     return 0
+
+
+def _from_last_replay(args: argparse.Namespace, day: Any, missing: Exception) -> Any:
+    """With no store chosen (no --storage, no ZDTE_STORAGE_URL), the last replay's storage is
+    where a newcomer's predictions are (the demo writes there): read it, or say which flag to
+    pass. Prints the one-line reason and returns None when there is nothing to show."""
+    from zdte_assets.apps.replay import last_replay
+    from zdte_assets.trading.predictions import PredictionNotFound, read_prediction
+
+    last = None if args.storage or config.configured_storage_url() else last_replay()
+    if last is None:
+        print(f"zdte: {missing}", file=sys.stderr)
+        return None
+    try:
+        return read_prediction(args.ticker, day, storage_url=last["storage"])
+    except PredictionNotFound as exc:
+        span = f"{last.get('ticker', '?')} {last.get('start', '?')}..{last.get('end', '?')}"
+        print(
+            f"zdte: {exc} (nor in the last replay's, {span}; choose one with --storage)",
+            file=sys.stderr,
+        )
+        return None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """One scheduled job for a date, in the configured instance and storage."""
+    from zdte_assets.apps.scheduled_runs import run_slot
+
+    _source_args(args)
+    return run_slot(
+        args.ticker.upper(),
+        args.slot,
+        _date(args.date, "--date"),
+        n_trials=args.trials,
+        source_kind=args.source,
+        source_path=args.path,
+    )
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """The scheduled jobs of a range of sessions, in order, in the configured instance."""
+    from zdte_assets.apps.scheduled_runs import backfill
+
+    _source_args(args)
+    return backfill(
+        args.ticker.upper(),
+        _date(args.start, "--start"),
+        _date(args.end, "--end"),
+        source_kind=args.source,
+        source_path=args.path,
+        n_trials=args.trials,
+    )
+
+
+def _source_args(args: argparse.Namespace) -> None:
+    if args.source == "file" and not args.path:
+        raise UsageError("--source file needs --path FILE")
+    if args.path and args.source != "file":
+        raise UsageError("--path is for --source file")
+
+
+def _position_rows(action: str, d: dict[str, Any]) -> list[tuple[str, str]]:
+    """The option rows: on a no-trade day the contract that was priced is not shown as if it
+    were a recommendation, only as what was weighed."""
+    if action == "NO_TRADE":
+        weighed = (
+            f"{d['option']} {_fmt(d['strike'], 'g')} at {_fmt(d['premium'], '.2f')}"
+            if d.get("option")
+            else "nothing"
+        )
+        return [("option", "none: no trade"), ("weighed and not bought", weighed)]
+    return [
+        ("option", f"{d['option']} {_fmt(d['strike'], 'g')}"),
+        ("premium / contracts", f"{_fmt(d['premium'], '.2f')} / {d['contracts']}"),
+    ]
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -352,13 +436,57 @@ def build_parser() -> argparse.ArgumentParser:
         help="write runs, models and studies into the configured DAGSTER_HOME, "
         "MLFLOW_TRACKING_URI and ZDTE_OPTUNA_STORAGE (default: own local stores)",
     )
+    rp.add_argument(
+        "--storage",
+        default=None,
+        help="store the asset values at this URL (a path or s3://bucket/prefix) instead of "
+        "OUTPUT/storage: a deliberate backfill into a chosen store",
+    )
     rp.set_defaults(func=cmd_replay)
+
+    def source_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--source",
+            default=None,
+            choices=["sample", "file", "yfinance"],
+            help="market data (default: ZDTE_SOURCE, else the bundled sample)",
+        )
+        p.add_argument("--path", default=None, help="CSV or Parquet file for --source file")
+        p.add_argument("--trials", type=int, default=None, help="Optuna trials of a weekly study")
+
+    run = sub.add_parser(
+        "run",
+        help="run one scheduled job for a date in the configured instance and storage",
+        description="Run what a schedule launches when it fires on --date: morning (open, "
+        "features, prediction), evening (bar, outcome, drift report), retrain (the next "
+        "session's model) or weekly (the study of the week from the next Monday).",
+    )
+    run.add_argument("slot", choices=["morning", "evening", "retrain", "weekly"])
+    run.add_argument("--ticker", required=True)
+    run.add_argument("--date", required=True, help="YYYY-MM-DD, the day the schedule fires")
+    source_flags(run)
+    run.set_defaults(func=cmd_run)
+
+    bf = sub.add_parser(
+        "backfill",
+        help="run the scheduled jobs of a range of sessions in the configured instance",
+    )
+    bf.add_argument("--ticker", required=True)
+    bf.add_argument("--start", required=True, help="YYYY-MM-DD")
+    bf.add_argument("--end", required=True, help="YYYY-MM-DD")
+    source_flags(bf)
+    bf.set_defaults(func=cmd_backfill)
 
     pr = sub.add_parser("prediction", help="print a stored prediction (JSON, or --table)")
     pr.add_argument("--ticker", required=True)
     pr.add_argument("--date", required=True, help="YYYY-MM-DD")
     pr.add_argument("--table", action="store_true", help="a readable table instead of JSON")
-    pr.add_argument("--storage", default=None, help="storage URL (default: ZDTE_STORAGE_URL)")
+    pr.add_argument(
+        "--storage",
+        default=None,
+        help="storage URL (default: ZDTE_STORAGE_URL, else the local store, then the last "
+        "replay's)",
+    )
     pr.set_defaults(func=cmd_prediction)
 
     ui = sub.add_parser("ui", help="start the Dagster UI on the local instance")
@@ -385,8 +513,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import os
     import warnings
 
+    # MLflow logs at INFO by default (creating a local database, for instance); the command line
+    # reports what matters itself. Set, not read, and only when the user set no level.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     # Dagster's notices about the wiring (a parameter we chose, backfill_policy, is in beta; the
     # one-partition session job mixes range-aware and per-partition assets) are for the code's
     # authors, who see them in the tests, not for a person reading the CLI's output.

@@ -52,6 +52,8 @@ class ReplayOptions:
     progress: bool = True
     #: Compute the scheduled weekly studies ahead on a second core (see `study_prefetch`).
     prefetch_studies: bool = True
+    #: Where asset values go instead of `output/storage` (a deliberate backfill into a store).
+    storage_url: str | None = None
 
 
 @dataclass
@@ -249,6 +251,7 @@ def run_replay(opts: ReplayOptions) -> dict[str, Any]:
     from zdte_assets.core import timing
 
     store_dir = _prepare_output(opts.output)
+    store_url = opts.storage_url or str(store_dir)
     feat_start = calendar.next_trading_day(warm, LOOKBACK)
     mondays = sorted({calendar.week_start(d) for d in days})
     prefetch = _Prefetch(
@@ -269,7 +272,7 @@ def run_replay(opts: ReplayOptions) -> dict[str, Any]:
         tracking_uri=config.mlflow_tracking_uri(),
     )
     try:
-        result = _replay(opts, ticker, source.name, days, warm, store_dir, prefetch, t_wall)
+        result = _replay(opts, ticker, source.name, days, warm, store_url, prefetch, t_wall)
         result["timing"]["study_worker_peak_rss_mib"] = prefetch.worker_peak_rss_mib()
     except BaseException:
         prefetch.close(wait=False)
@@ -283,7 +286,38 @@ def run_replay(opts: ReplayOptions) -> dict[str, Any]:
     result = report.clean(result)
     (opts.output / "report.json").write_text(json.dumps(result, indent=2, sort_keys=True))
     (opts.output / "report.md").write_text(report.markdown(result))
+    remember(result, opts.output)
     return result
+
+
+#: Where the last replay is noted, under ZDTE_HOME, so readers find its storage without a flag.
+LAST_REPLAY = "last-replay.json"
+
+
+def remember(result: dict[str, Any], output: Path) -> None:
+    """Note the replay just finished (atomically: a reader never sees half a file)."""
+    note = {
+        "storage": result["storage"],
+        "output": str(output.resolve()),
+        "ticker": result["ticker"],
+        "start": result["start"],
+        "end": result["end"],
+    }
+    home = config.zdte_home()
+    home.mkdir(parents=True, exist_ok=True)
+    tmp = home / f".{LAST_REPLAY}.{uuid.uuid4().hex}"
+    tmp.write_text(json.dumps(note, indent=2))
+    tmp.replace(home / LAST_REPLAY)
+
+
+def last_replay() -> dict[str, str] | None:
+    """What `remember` noted for the last replay under ZDTE_HOME, or None."""
+    path = config.zdte_home() / LAST_REPLAY
+    try:
+        note = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return note if isinstance(note, dict) and isinstance(note.get("storage"), str) else None
 
 
 def optuna_storage_url() -> str:
@@ -298,7 +332,7 @@ def _replay(
     source_name: str,
     days: list[dt.date],
     warm: dt.date,
-    store_dir: Path,
+    store_url: str,
     prefetch: _Prefetch,
     t_wall: float,
 ) -> dict[str, Any]:
@@ -307,13 +341,15 @@ def _replay(
     from zdte_assets.apps import report
     from zdte_assets.core import timing
     from zdte_assets.definitions import build_definitions
-    from zdte_assets.orchestration.jobs import asset_key
+    from zdte_assets.orchestration.jobs import asset_key, schedule_name, sensor_name
     from zdte_assets.orchestration.runner import local_instance, materialize_range
     from zdte_assets.orchestration.schedules import session_requests, weekly_requests
     from zdte_assets.orchestration.sensors import evaluate_drift
+    from zdte_assets.orchestration.ticks import Tick
+    from zdte_assets.orchestration.ticks import at as tick_time
+    from zdte_assets.orchestration.ticks import record as record_tick
     from zdte_assets.storage import store as storage
 
-    store_url = str(store_dir)
     defs = build_definitions(
         tickers=[ticker],
         source_kind=opts.source_kind,
@@ -330,7 +366,7 @@ def _replay(
 
     by_slot: dict[str, float] = {}
 
-    def run(request: dg.RunRequest) -> None:
+    def run(request: dg.RunRequest) -> str:
         t_run = time.perf_counter()
         result = _execute(defs, request, instance, tags, weekly_config)
         slot = request.tags.get("zdte/slot", "other")
@@ -345,6 +381,7 @@ def _replay(
             counters.weekly += 1
         elif slot == "session":
             counters.models += 1
+        return result.run_id
 
     def requests(value: list[dg.RunRequest] | dg.SkipReason) -> list[dg.RunRequest]:
         return [] if isinstance(value, dg.SkipReason) else value
@@ -391,24 +428,57 @@ def _replay(
             monday = calendar.week_start(day)
             if i == 0 or monday != calendar.week_start(days[i - 1]):
                 waited += prefetch.wait(monday)
-                for rr in requests(weekly_requests(ticker, monday)):
-                    run(rr)
+                weekly = requests(weekly_requests(ticker, monday))
+                ids = [run(rr) for rr in weekly]
+                # The Sunday 18:00 tick before the week, as the UI would list it.
+                sunday = monday - dt.timedelta(days=1)
+                record_tick(
+                    instance,
+                    Tick(
+                        schedule_name(ticker, "weekly"),
+                        "schedule",
+                        tick_time(sunday, 18, 0),
+                        ids,
+                        [rr.run_key or "" for rr in weekly],
+                    ),
+                )
             # One run holds the whole day: the model production's last retrain before `day`
             # fitted (rows before `day`, the newest study with data before `day`), the 09:30
             # prediction, then the evening bar, outcome and drift report.
-            for rr in requests(session_requests(ticker, day)):
-                run(rr)
+            session = requests(session_requests(ticker, day))
+            ids = [run(rr) for rr in session]
+            keys = [rr.run_key or "" for rr in session]
+            # That run stands for the ticks of the three slot schedules it replaces.
+            for slot, fired in (
+                ("retrain", tick_time(calendar.previous_trading_day(day), 16, 45)),
+                ("morning", tick_time(day, 9, 30)),
+                ("evening", tick_time(day, 16, 30)),
+            ):
+                record_tick(
+                    instance, Tick(schedule_name(ticker, slot), "schedule", fired, ids, keys)
+                )
             # The sensor's tick after the evening run. Its re-optimizations run now; the retrain
             # it asks for after a study is the next day's session run, which trains that model.
             reqs, cursor, notes = evaluate_drift(ticker, instance, cursor, drift_store)
             sensor_log += notes
-            for rr in reqs:
-                if rr.tags.get("zdte/slot") == "reoptimization":
-                    run(rr)
-            # Second tick: cursor past the re-optimization just stored (nothing to launch).
-            if any(rr.tags.get("zdte/slot") == "reoptimization" for rr in reqs):
-                _, cursor, notes = evaluate_drift(ticker, instance, cursor, drift_store)
-                sensor_log += notes
+            launched = [rr for rr in reqs if rr.tags.get("zdte/slot") == "reoptimization"]
+            ids = [run(rr) for rr in launched]
+            # Second evaluation: cursor past the re-optimization just stored (nothing to launch).
+            if launched:
+                _, cursor, more = evaluate_drift(ticker, instance, cursor, drift_store)
+                sensor_log += more
+            record_tick(
+                instance,
+                Tick(
+                    sensor_name(ticker),
+                    "sensor",
+                    tick_time(day, 16, 40),
+                    ids,
+                    [rr.run_key or "" for rr in launched],
+                    skip_reason="; ".join(notes) or "no drift report fired",
+                    cursor=json.dumps(cursor, sort_keys=True),
+                ),
+            )
             progress(i + 1, day)
     finally:
         progress(None, None)

@@ -49,6 +49,11 @@ def storage_url() -> str:
     return url or str(zdte_home() / "storage")
 
 
+def configured_storage_url() -> str | None:
+    """``ZDTE_STORAGE_URL`` when it is set: a store someone chose, possibly production's."""
+    return _get("ZDTE_STORAGE_URL") or None
+
+
 def mlflow_tracking_uri() -> str:
     """The standard MLFLOW_TRACKING_URI, or a SQLite store in the data directory."""
     uri = _get("MLFLOW_TRACKING_URI")

@@ -21,6 +21,18 @@ from zdte_assets.trading.gate import GateCode
 from zdte_assets.trading.pricing import Action, DecisionConfig, OptionKind, ReasonCode
 
 
+def without_negative_zero(value: Any) -> Any:
+    """`value` (dumped JSON data) with every -0.0 as 0.0: a rounded tiny negative reads as a
+    sign where there is none, and readers compare text."""
+    if isinstance(value, float):
+        return 0.0 if value == 0.0 else value
+    if isinstance(value, dict):
+        return {k: without_negative_zero(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_negative_zero(v) for v in value]
+    return value
+
+
 class Record(BaseModel):
     """Base of every record: immutable, unknown fields refused, so a renamed field fails loudly."""
 
@@ -446,7 +458,8 @@ class Prediction(_Strict):
 
     def to_json(self) -> bytes:
         """The published JSON (what predictions/{TICKER}/{date}.json holds)."""
-        return json.dumps(self.model_dump(mode="json"), indent=2, allow_nan=False).encode()
+        data = without_negative_zero(self.model_dump(mode="json"))
+        return json.dumps(data, indent=2, allow_nan=False).encode()
 
     @classmethod
     def from_json(cls, data: bytes | str | dict[str, Any]) -> Prediction:
@@ -560,7 +573,8 @@ class Outcome(_Strict):
     model_version: str = Field(description="The prediction's model version.")
 
     def to_json(self) -> bytes:
-        return json.dumps(self.model_dump(mode="json"), indent=2, allow_nan=False).encode()
+        data = without_negative_zero(self.model_dump(mode="json"))
+        return json.dumps(data, indent=2, allow_nan=False).encode()
 
     @classmethod
     def from_json(cls, data: bytes | str | dict[str, Any]) -> Outcome:

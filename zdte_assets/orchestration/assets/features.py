@@ -8,6 +8,7 @@ import dagster as dg
 import polars as pl
 
 from zdte_assets.core import config, timing
+from zdte_assets.data.validation import BARS_SCHEMA
 from zdte_assets.features.rows import LOOKBACK
 from zdte_assets.model.lifecycle import MissingHistoryError, feature_frame
 from zdte_assets.orchestration.io_manager import WINDOW_INPUT
@@ -52,6 +53,10 @@ def build_feature_assets(
             zip(session_open["date"].to_list(), session_open["open"].to_list(), strict=True)
         )
         days = [day_of(key) for key in context.partition_keys]
+        if daily_bar.width == 0:
+            # Nothing stored in the window: the loader has no schema to give; with the bars'
+            # schema the rows' own check names the sessions that are missing.
+            daily_bar = pl.DataFrame(schema=BARS_SCHEMA)
         with timing.part("compute"):
             frame = feature_frame(daily_bar, opens, days, config.known_splits(ticker))
         return dg.Output(
