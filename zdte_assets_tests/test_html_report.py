@@ -141,7 +141,8 @@ def test_the_table_shows_each_day_and_no_strike_on_a_no_trade_day(
             assert float(premium) == pytest.approx(day["premium"], abs=0.005)
         assert float(pnl) == pytest.approx(day["pnl"], abs=0.005)
         assert float(realized.rstrip("%")) / 100 == pytest.approx(day["realized_return"], abs=5e-5)
-        assert "-0.0" not in predicted + realized + pnl
+        for cell in (predicted, realized, pnl):
+            assert not re.fullmatch(r"-0(\.0*)?%?", cell), cell
 
 
 def test_numbers_are_rounded_without_a_negative_zero() -> None:
