@@ -106,9 +106,17 @@ def stored_days(
     chosen = sorted(d for d in days if (not start or d >= start) and (not end or d <= end))
     if not chosen:
         span = f"{min(days)}..{max(days)}" if days else "none"
-        wanted = f"{start or 'the first'}..{end or 'the last'} day"
+        wanted = (
+            f" in {start}..{end}"
+            if start and end
+            else f" from {start}"
+            if start
+            else f" up to {end}"
+            if end
+            else ""
+        )
         raise ReportError(
-            f"no stored day of {ticker} in {wanted} at {store.url(ticker)} (stored: {span})"
+            f"no stored day of {ticker}{wanted} at {store.url(ticker)} (stored: {span})"
         )
     return chosen
 
