@@ -225,7 +225,10 @@ def _print_summary(result: dict[str, Any], out: Path) -> None:
         table.add_row(k, v)
     Console().print(table)
     print(where_the_time_went(result["timing"]))
-    print(f"report: {out / 'report.md'} (also report.json, predictions.parquet and PNG plots)")
+    print(
+        f"report: {out / 'report.html'} (also report.md, report.json, predictions.parquet "
+        "and PNG plots)"
+    )
     print(
         f"Dagster UI on this history: python3 run.py zdte ui  (instance {result['dagster_home']})"
     )
@@ -352,6 +355,27 @@ def _position_rows(action: str, d: dict[str, Any]) -> list[tuple[str, str]]:
         ("option", f"{d['option']} {_fmt(d['strike'], 'g')}"),
         ("premium / contracts", f"{_fmt(d['premium'], '.2f')} / {d['contracts']}"),
     ]
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write the stored days' HTML report (one self-contained page); no Dagster needed."""
+    from zdte_assets.apps.html_report import ReportError, write_report
+    from zdte_assets.apps.replay import last_replay
+
+    start = _date(args.start, "--start") if args.start else None
+    end = _date(args.end, "--end") if args.end else None
+    ticker = args.ticker.upper()
+    output = Path(args.output or f"zdte-report-{ticker}.html")
+    try:
+        path = write_report(args.storage or config.storage_url(), ticker, output, start, end)
+    except ReportError:
+        # As for `zdte prediction`: with no store chosen, the last replay's is the next place.
+        last = None if args.storage or config.configured_storage_url() else last_replay()
+        if last is None:
+            raise
+        path = write_report(last["storage"], ticker, output, start, end)
+    print(f"report: {path}")
+    return 0
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -488,6 +512,14 @@ def build_parser() -> argparse.ArgumentParser:
         "replay's)",
     )
     pr.set_defaults(func=cmd_prediction)
+
+    rep = sub.add_parser("report", help="write the stored days' report as one HTML page")
+    rep.add_argument("--ticker", required=True)
+    rep.add_argument("--start", default=None, help="YYYY-MM-DD (default: the first stored day)")
+    rep.add_argument("--end", default=None, help="YYYY-MM-DD (default: the last stored day)")
+    rep.add_argument("--storage", default=None, help="storage URL (default: ZDTE_STORAGE_URL)")
+    rep.add_argument("--output", default=None, help="HTML file (default: zdte-report-TICKER.html)")
+    rep.set_defaults(func=cmd_report)
 
     ui = sub.add_parser("ui", help="start the Dagster UI on the local instance")
     ui.add_argument("--host", default="127.0.0.1")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -134,4 +134,31 @@ def pit_histogram(counts: Sequence[int], path: Path, title: str = "") -> Path:
     ax.set_xlabel("PIT (forecast probability below the realized return)")
     ax.set_ylabel("days")
     ax.set_title(title)
+    return _save(fig, path)
+
+
+def threshold_panels(
+    x: Sequence[object],
+    panels: Mapping[str, tuple[Sequence[float], float]],
+    path: Path,
+    title: str = "",
+    markers: Sequence[object] = (),
+) -> Path:
+    """One small panel per statistic (e.g. each drift trigger's value) with its threshold as a
+    dashed line: statistics on different scales (a ratio, a p-value, a count) stay readable,
+    which one chart with a shared axis would not allow. `markers` draws red vertical lines."""
+    names = list(panels) or ["(none)"]
+    fig, axes = plt.subplots(
+        len(names), 1, figsize=(8, 0.6 + 1.4 * len(names)), sharex=True, squeeze=False
+    )
+    for ax, name in zip(axes[:, 0], names, strict=True):
+        values, threshold = panels.get(name, ((), float("nan")))
+        ax.plot(list(x), [float("nan") if v is None else v for v in values], marker=".")  # type: ignore[arg-type]
+        ax.axhline(threshold, color="grey", linestyle="--", linewidth=0.8)
+        for m in markers:
+            ax.axvline(m, color="red", alpha=0.4, linewidth=0.8)  # type: ignore[arg-type]
+        ax.set_ylabel(name, fontsize=8)
+        ax.tick_params(labelsize=8)
+    axes[0, 0].set_title(title)
+    fig.autofmt_xdate()
     return _save(fig, path)

@@ -247,7 +247,7 @@ def run_replay(opts: ReplayOptions) -> dict[str, Any]:
     source = source_from_settings(opts.source_kind, opts.source_path)
     days, warm = plan_range(source, opts)
 
-    from zdte_assets.apps import report, study_prefetch
+    from zdte_assets.apps import html_report, report, study_prefetch
     from zdte_assets.core import timing
 
     store_dir = _prepare_output(opts.output)
@@ -286,6 +286,7 @@ def run_replay(opts: ReplayOptions) -> dict[str, Any]:
     result = report.clean(result)
     (opts.output / "report.json").write_text(json.dumps(result, indent=2, sort_keys=True))
     (opts.output / "report.md").write_text(report.markdown(result))
+    html_report.write_replay_page(opts.output, result)
     remember(result, opts.output)
     return result
 
