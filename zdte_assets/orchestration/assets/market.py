@@ -10,7 +10,7 @@ from zdte_assets.core import calendar, config
 from zdte_assets.data.market_data import MarketDataError, MarketDataSource
 from zdte_assets.data.validation import DataValidationError
 from zdte_assets.orchestration import checks
-from zdte_assets.orchestration.jobs import asset_key, step_priority
+from zdte_assets.orchestration.jobs import DAILY_BACKFILL, asset_key, step_priority
 from zdte_assets.orchestration.partitions import day_of
 from zdte_assets.orchestration.resources import MarketDataResource
 
@@ -45,7 +45,7 @@ def build_market_assets(
         key=bar_key,
         group_name=ticker,
         partitions_def=partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=DAILY_BACKFILL,
         kinds={"polars", "parquet"},
         check_specs=checks.bar_check_specs(bar_key),
         description=(
@@ -85,7 +85,7 @@ def build_market_assets(
         op_tags=step_priority("session_open"),
         group_name=ticker,
         partitions_def=partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=DAILY_BACKFILL,
         kinds={"polars", "parquet"},
         description="The session's official open: the only price of day t a 09:30 prediction may use.",
     )

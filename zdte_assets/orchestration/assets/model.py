@@ -29,8 +29,8 @@ from zdte_assets.model.persistence import save_model_dir
 from zdte_assets.model.study import STUDY_EVALUATION_VERSION, run_study_stored
 from zdte_assets.model.walkforward import MAX_TRAIN_WINDOW, WalkForwardConfig
 from zdte_assets.orchestration.io_manager import WINDOW_INPUT
-from zdte_assets.orchestration.jobs import asset_key, step_priority
-from zdte_assets.orchestration.partitions import day_of, weeks_of_day_and_previous
+from zdte_assets.orchestration.jobs import DAILY_BACKFILL, asset_key, step_priority
+from zdte_assets.orchestration.partitions import day_of, one_session, weeks_of_day_and_previous
 from zdte_assets.orchestration.resources import StoreResource
 from zdte_assets.orchestration.tracking import MODEL_REQUIREMENTS, MlflowTracking
 
@@ -224,6 +224,7 @@ def build_model_assets(
 
     @dg.asset(
         key=asset_key(ticker, "daily_model"),
+        backfill_policy=DAILY_BACKFILL,
         op_tags=step_priority("daily_model"),
         group_name=ticker,
         partitions_def=days,
@@ -264,7 +265,7 @@ def build_model_assets(
         features: pl.DataFrame,
         daily_bar: pl.DataFrame,
     ) -> dg.Output[dict[str, Any]]:
-        day = day_of(context.partition_key)
+        day = one_session(context)
         s = store.store()
         with timing.part("storage"):
             known = [

@@ -18,8 +18,8 @@ from zdte_assets.monitoring.config import MONITORING_CONFIG, DriftConfig
 from zdte_assets.monitoring.report import build_drift_report
 from zdte_assets.orchestration.assets.model import MAX_TRAIN_SESSIONS
 from zdte_assets.orchestration.io_manager import WINDOW_INPUT
-from zdte_assets.orchestration.jobs import asset_key
-from zdte_assets.orchestration.partitions import day_of
+from zdte_assets.orchestration.jobs import DAILY_BACKFILL, asset_key
+from zdte_assets.orchestration.partitions import one_session
 
 __all__ = ["MONITORING_CONFIG", "DriftSettings", "build_monitoring_assets"]
 
@@ -102,6 +102,7 @@ def build_monitoring_assets(
 
     @dg.asset(
         key=asset_key(ticker, "drift_report"),
+        backfill_policy=DAILY_BACKFILL,
         group_name=ticker,
         partitions_def=days,
         kinds={"json"},
@@ -135,7 +136,7 @@ def build_monitoring_assets(
         prediction_outcome: dict[str, Any],
         daily_model: dict[str, Any],
     ) -> dg.Output[dict[str, Any]]:
-        day = day_of(context.partition_key)
+        day = one_session(context)
         with timing.part("compute"):
             pointer = ModelPointer.model_validate(daily_model)
             report = build_drift_report(

@@ -16,8 +16,8 @@ from zdte_assets.core.records import ModelPointer, Prediction
 from zdte_assets.model.versions import champion_due
 from zdte_assets.orchestration.assets.model import load_model_dir
 from zdte_assets.orchestration.io_manager import WINDOW_INPUT
-from zdte_assets.orchestration.jobs import asset_key, step_priority
-from zdte_assets.orchestration.partitions import day_of
+from zdte_assets.orchestration.jobs import DAILY_BACKFILL, asset_key, step_priority
+from zdte_assets.orchestration.partitions import one_session
 from zdte_assets.orchestration.resources import StoreResource
 from zdte_assets.orchestration.tracking import MlflowTracking
 from zdte_assets.trading import predictions
@@ -40,6 +40,7 @@ def build_prediction_assets(
 ) -> list[dg.AssetsDefinition]:
     @dg.asset(
         key=asset_key(ticker, "prediction"),
+        backfill_policy=DAILY_BACKFILL,
         op_tags=step_priority("prediction"),
         group_name=ticker,
         partitions_def=days,
@@ -64,7 +65,7 @@ def build_prediction_assets(
         daily_model: dict[str, Any],
     ) -> dg.Output[dict[str, Any]]:
         # The value handed to the IO manager is the record's JSON form (it stores dicts as JSON).
-        day = day_of(context.partition_key)
+        day = one_session(context)
         pointer = ModelPointer.model_validate(daily_model)
         model_dir = mlflow.cached_model(ticker, pointer.model_version, pointer.mlflow_run_id)
         with timing.part("storage"):
@@ -106,6 +107,7 @@ def build_prediction_assets(
 
     @dg.asset(
         key=asset_key(ticker, "prediction_outcome"),
+        backfill_policy=DAILY_BACKFILL,
         group_name=ticker,
         partitions_def=days,
         kinds={"json"},
@@ -125,7 +127,7 @@ def build_prediction_assets(
         prediction: dict[str, Any],
         daily_bar: pl.DataFrame,
     ) -> dg.Output[dict[str, Any]]:
-        day = day_of(context.partition_key)
+        day = one_session(context)
         bar = daily_bar.filter(pl.col("date") == day)
         prev = daily_bar.filter(pl.col("date") == calendar.previous_trading_day(day))
         if bar.height != 1:
