@@ -11,6 +11,7 @@ from zdte_assets.data.market_data import MarketDataError, MarketDataSource
 from zdte_assets.data.validation import DataValidationError
 from zdte_assets.orchestration import checks
 from zdte_assets.orchestration.jobs import DAILY_BACKFILL, asset_key, step_priority
+from zdte_assets.orchestration.metadata import prices
 from zdte_assets.orchestration.partitions import day_of
 from zdte_assets.orchestration.resources import MarketDataResource
 
@@ -75,7 +76,8 @@ def build_market_assets(
                 "source": source.name,
                 "first_day": days[0].isoformat(),
                 "last_day": days[-1].isoformat(),
-                "last_close": float(bars["close"][-1]),
+                "trading_day": days[-1].isoformat(),
+                **prices({"last_close": bars["close"][-1]}),
             },
         )
         yield from checks.bar_check_results(bar_key, frame, days, config.known_splits(ticker))
@@ -98,6 +100,13 @@ def build_market_assets(
         frame = pl.DataFrame(
             {"date": days, "open": opens}, schema={"date": pl.Date, "open": pl.Float64}
         )
-        return dg.Output(frame, metadata={"ticker": ticker, "open": float(opens[-1])})
+        return dg.Output(
+            frame,
+            metadata={
+                "ticker": ticker,
+                "trading_day": days[-1].isoformat(),
+                **prices({"open": opens[-1]}),
+            },
+        )
 
     return [daily_bar, session_open]
