@@ -14,6 +14,7 @@ from zdte_assets.core.calendar import trading_days
 from zdte_assets.data.adjustment import Split
 from zdte_assets.data.bar_checks import GAP_THRESHOLD, inspect_bars
 from zdte_assets.orchestration.checks import bar_check_results
+from zdte_assets.orchestration.metadata import number
 
 DAYS = trading_days(dt.date(2023, 1, 3), dt.date(2023, 3, 31))
 KEY = dg.AssetKey(["XYZ", "daily_bar"])
@@ -73,8 +74,16 @@ def test_good_bars_pass_every_check_and_report_what_they_measured() -> None:
     checks = results(bars, days)
     assert all(r.passed for r in checks.values())
     assert checks["ohlc_consistent"].metadata["checked"].value == len(days)
-    assert checks["overnight_gap"].metadata["largest_gap_log"].value == found.largest_gap_log
+    # The UI's figure is the measured one to six significant digits, never more.
+    shown = checks["overnight_gap"].metadata["largest_gap_log"].value
+    assert shown == number(found.largest_gap_log) != found.largest_gap_log
     assert checks["not_stale"].metadata["repeated"].value == 0
+    # Every result names the checked sessions: the last as the trading day, and how many.
+    for check in checks.values():
+        assert check.metadata["trading_day"].value == days[-1].isoformat()
+        assert check.metadata["first_day"].value == days[0].isoformat()
+        assert check.metadata["sessions"].value == len(days)
+        assert all(v.value not in (None, "") for v in check.metadata.values())
 
 
 def test_an_impossible_bar_fails_the_consistency_check_naming_its_day() -> None:
@@ -116,7 +125,7 @@ def test_a_large_gap_warns_an_ambiguous_one_errs_and_a_listed_split_is_named() -
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
     assert check.metadata["gap_days"].value == [DAYS[jump].isoformat()]
     assert check.metadata["unexplained_gap_days"].value == [DAYS[jump].isoformat()]
-    assert math.isclose(check.metadata["largest_gap_log"].value, largest_move(moved, days))
+    assert check.metadata["largest_gap_log"].value == number(largest_move(moved, days))
 
     # Prices halve at an open with unchanged share volume: a 2:1 split or a crash; an error.
     halved = scale_from(good_bars(), jump, 0.5)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -16,7 +17,14 @@ from zdte_assets.core import calendar
 from zdte_assets.definitions import build_definitions
 from zdte_assets.features.rows import LOOKBACK
 from zdte_assets.model.walkforward import MAX_TRAIN_WINDOW
-from zdte_assets.orchestration.jobs import asset_key, job_name, sensor_name
+from zdte_assets.orchestration.jobs import (
+    JOB_SLOTS,
+    SESSION_ASSETS,
+    SLOT_ASSETS,
+    asset_key,
+    job_name,
+    sensor_name,
+)
 from zdte_assets.orchestration.partitions import MAX_SESSIONS_PER_WEEK
 from zdte_assets_tests.conftest import Replayed
 
@@ -187,3 +195,21 @@ def test_daily_model_reads_the_studies_of_its_week_and_the_week_before(day: str)
         later - earlier == dt.timedelta(days=7) for earlier, later in itertools.pairwise(weeks)
     )
     assert weeks[0] == calendar.week_start(calendar.previous_trading_day(t, MAX_SESSIONS_PER_WEEK))
+
+
+def test_every_job_resolves_without_a_backfill_policy_warning() -> None:
+    """Each job's partitioned assets share one backfill policy, so Dagster resolves the jobs
+    without its "varying BackfillPolicies" warning (nothing filters it)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        defs = build_definitions(tickers=["AAPL", "SPY"])
+        jobs = [
+            defs.resolve_job_def(job_name(t, slot)) for t in ("AAPL", "SPY") for slot in JOB_SLOTS
+        ]
+    assert len(jobs) == 2 * len(JOB_SLOTS)
+    assert [str(w.message) for w in caught if "BackfillPolic" in str(w.message)] == []
+    graph = defs.resolve_asset_graph()
+    for ticker in ("AAPL", "SPY"):
+        for slot, names in {**SLOT_ASSETS, "session": SESSION_ASSETS}.items():
+            policies = {graph.get(asset_key(ticker, a)).backfill_policy for a in names}
+            assert len(policies) == 1, (slot, policies)

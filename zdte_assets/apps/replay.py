@@ -119,6 +119,27 @@ def plan_range(source: MarketDataSource, opts: ReplayOptions) -> tuple[list[dt.d
     return days, max(first, warm)
 
 
+#: The run tags by which Dagster's UI shows what launched a run; the daemon sets them on the
+#: runs of a schedule tick or a sensor evaluation, the replay on the runs it stands in for.
+SCHEDULE_TAG = "dagster/schedule_name"
+SENSOR_TAG = "dagster/sensor_name"
+#: Slots of the runs the drift sensor asks for (the other slots are schedules').
+SENSOR_SLOTS = ("reoptimization", "retrain-after-study")
+
+
+def launched_by(request: dg.RunRequest) -> dict[str, str]:
+    """The launched-by tag of a run the replay executes for a schedule or the drift sensor:
+    the name `jobs` gives that schedule (of the request's slot) or sensor."""
+    from zdte_assets.orchestration.jobs import schedule_name, sensor_name
+
+    ticker, slot = request.tags["zdte/ticker"], request.tags["zdte/slot"]
+    if slot in SENSOR_SLOTS:
+        return {SENSOR_TAG: sensor_name(ticker)}
+    # A session run does the work of the retrain, morning and evening schedules (their ticks
+    # all list it); a run names one launcher, and the 09:30 prediction is the day's point.
+    return {SCHEDULE_TAG: schedule_name(ticker, "morning" if slot == "session" else slot)}
+
+
 def _execute(
     defs: dg.Definitions,
     request: dg.RunRequest,
@@ -138,7 +159,7 @@ def _execute(
         run_config={**QUIET, **run_config},
         instance=instance,
         partition_key=request.partition_key,
-        tags={**request.tags, **tags},
+        tags={**request.tags, **launched_by(request), **tags},
     )
 
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import dagster as dg
 import polars as pl
 
 from zdte_assets.data.adjustment import Split
 from zdte_assets.data.bar_checks import GAP_THRESHOLD, inspect_bars
+from zdte_assets.orchestration.metadata import number, numbers
 
 __all__ = ["GAP_THRESHOLD", "bar_check_results", "bar_check_specs"]
 
@@ -51,11 +53,17 @@ def bar_check_results(
 ) -> Iterator[dg.AssetCheckResult]:
     """Check results for the bars of `days`; `frame` may also hold the session before them."""
     found = inspect_bars(frame, days, known)
+    # Checks are not partitioned: each result names the session(s) of the materialization it
+    # checked, the last as `trading_day` (the partition of a one-session run).
+    checked_days: dict[str, Any] = {"trading_day": days[-1].isoformat(), "sessions": len(days)}
+    if len(days) > 1:
+        checked_days["first_day"] = days[0].isoformat()
     yield dg.AssetCheckResult(
         asset_key=asset_key,
         check_name="ohlc_consistent",
         passed=not found.inconsistent,
         metadata={
+            **checked_days,
             "checked": found.checked,
             "inconsistent": len(found.inconsistent),
             "inconsistent_days": _days(found.inconsistent),
@@ -69,12 +77,12 @@ def bar_check_results(
         severity=dg.AssetCheckSeverity.ERROR if found.ambiguous else dg.AssetCheckSeverity.WARN,
         description=found.ambiguous[0].message() if found.ambiguous else None,
         metadata={
-            "threshold": GAP_THRESHOLD,
-            "largest_gap_log": found.largest_gap_log,
+            **checked_days,
+            **numbers({"threshold": GAP_THRESHOLD, "largest_gap_log": found.largest_gap_log}),
             "gap_days": _days(found.gaps),
             "detected_splits": dg.MetadataValue.json(
                 [
-                    {"date": s.date.isoformat(), "ratio": s.ratio, "source": s.source}
+                    {"date": s.date.isoformat(), "ratio": number(s.ratio), "source": s.source}
                     for s in found.splits
                 ]
             ),
@@ -86,5 +94,9 @@ def bar_check_results(
         asset_key=asset_key,
         check_name="not_stale",
         passed=not found.repeated,
-        metadata={"repeated": len(found.repeated), "repeated_days": _days(found.repeated)},
+        metadata={
+            **checked_days,
+            "repeated": len(found.repeated),
+            "repeated_days": _days(found.repeated),
+        },
     )

@@ -5,11 +5,13 @@ This module is also the one place the names Dagster knows our definitions by are
 keys, job, schedule and sensor names are built here from the ticker and the slot, and nothing
 parses them back (a job's slot travels as the `zdte/slot` tag, not as a suffix of its name).
 
-Dagster warns, when it resolves the `morning`, `evening` and `session` jobs, that they mix
-backfill policies: the market and feature assets compute a range of sessions in one run (so a
-history backfill of them is a few runs, not one per session and asset), while the others compute
-one session per run. A job then takes one session per run, which is what its schedule launches
-anyway; the warning stays rather than giving up either.
+Every daily asset has the same backfill policy, `DAILY_BACKFILL` (one run for a range of
+sessions), so the `morning`, `evening` and `session` jobs, which mix market data with the
+per-session assets, resolve to one policy. The market and feature assets compute a range in one
+run (a history backfill is a few runs, not one per session and asset). The per-session assets
+(model, prediction, outcome, drift report) take one session per run (`partitions.one_session`
+refuses a range with a one-line reason): a day's prediction reads the outcomes before it, so
+sessions are computed one after the other, as the schedules and `zdte replay` launch them.
 """
 
 from typing import Any
@@ -19,6 +21,10 @@ import dagster as dg
 #: What `dg.define_asset_job` returns; Dagster does not export that class (it is resolved into a
 #: job when the definitions load), so it is typed loosely here.
 AssetJob = Any
+
+#: The backfill policy of every daily asset (see the module docstring). `backfill_policy` is a
+#: beta parameter of `dg.asset`; pyproject and the CLI name that one warning.
+DAILY_BACKFILL = dg.BackfillPolicy.single_run()
 
 #: Daily assets each slot materializes, in the order the trading day needs them.
 SLOT_ASSETS: dict[str, tuple[str, ...]] = {

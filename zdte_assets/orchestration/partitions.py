@@ -70,3 +70,20 @@ def weeks_of_day_and_previous() -> dg.TimeWindowPartitionMapping:
 def day_of(partition_key: str) -> dt.date:
     """The session a daily partition key (or the Monday a weekly key) names."""
     return dt.date.fromisoformat(partition_key)
+
+
+def one_session(context: dg.AssetExecutionContext) -> dt.date:
+    """The one session a per-session asset computes; a run over a range is refused in one line.
+
+    The per-session assets share the range-aware backfill policy of the market data (see
+    `jobs.DAILY_BACKFILL`), but each session depends on the ones before it (outcomes, models),
+    so they are computed one session per run, in order.
+    """
+    keys = context.partition_keys
+    if len(keys) != 1:
+        raise dg.Failure(
+            f"{context.asset_key.to_user_string()} computes one session per run, got "
+            f"{keys[0]}..{keys[-1]} ({len(keys)} sessions): launch the sessions one by one, in "
+            "order (the session job per day, or `zdte replay`)"
+        )
+    return day_of(keys[0])

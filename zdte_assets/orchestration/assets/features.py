@@ -12,7 +12,7 @@ from zdte_assets.data.validation import BARS_SCHEMA
 from zdte_assets.features.rows import LOOKBACK
 from zdte_assets.model.lifecycle import MissingHistoryError, feature_frame
 from zdte_assets.orchestration.io_manager import WINDOW_INPUT
-from zdte_assets.orchestration.jobs import asset_key, step_priority
+from zdte_assets.orchestration.jobs import DAILY_BACKFILL, asset_key, step_priority
 from zdte_assets.orchestration.partitions import day_of
 
 __all__ = ["MissingHistoryError", "build_feature_assets"]
@@ -26,7 +26,7 @@ def build_feature_assets(
         op_tags=step_priority("features"),
         group_name=ticker,
         partitions_def=partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=DAILY_BACKFILL,
         kinds={"polars", "parquet"},
         ins={
             "daily_bar": dg.AssetIn(

@@ -10,7 +10,8 @@ from zdte_assets.core import calendar, config
 from zdte_assets.data.market_data import MarketDataError, MarketDataSource
 from zdte_assets.data.validation import DataValidationError
 from zdte_assets.orchestration import checks
-from zdte_assets.orchestration.jobs import asset_key, step_priority
+from zdte_assets.orchestration.jobs import DAILY_BACKFILL, asset_key, step_priority
+from zdte_assets.orchestration.metadata import prices
 from zdte_assets.orchestration.partitions import day_of
 from zdte_assets.orchestration.resources import MarketDataResource
 
@@ -45,7 +46,7 @@ def build_market_assets(
         key=bar_key,
         group_name=ticker,
         partitions_def=partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=DAILY_BACKFILL,
         kinds={"polars", "parquet"},
         check_specs=checks.bar_check_specs(bar_key),
         description=(
@@ -75,7 +76,8 @@ def build_market_assets(
                 "source": source.name,
                 "first_day": days[0].isoformat(),
                 "last_day": days[-1].isoformat(),
-                "last_close": float(bars["close"][-1]),
+                "trading_day": days[-1].isoformat(),
+                **prices({"last_close": bars["close"][-1]}),
             },
         )
         yield from checks.bar_check_results(bar_key, frame, days, config.known_splits(ticker))
@@ -85,7 +87,7 @@ def build_market_assets(
         op_tags=step_priority("session_open"),
         group_name=ticker,
         partitions_def=partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=DAILY_BACKFILL,
         kinds={"polars", "parquet"},
         description="The session's official open: the only price of day t a 09:30 prediction may use.",
     )
@@ -98,6 +100,13 @@ def build_market_assets(
         frame = pl.DataFrame(
             {"date": days, "open": opens}, schema={"date": pl.Date, "open": pl.Float64}
         )
-        return dg.Output(frame, metadata={"ticker": ticker, "open": float(opens[-1])})
+        return dg.Output(
+            frame,
+            metadata={
+                "ticker": ticker,
+                "trading_day": days[-1].isoformat(),
+                **prices({"open": opens[-1]}),
+            },
+        )
 
     return [daily_bar, session_open]

@@ -29,8 +29,9 @@ from zdte_assets.model.persistence import save_model_dir
 from zdte_assets.model.study import STUDY_EVALUATION_VERSION, run_study_stored
 from zdte_assets.model.walkforward import MAX_TRAIN_WINDOW, WalkForwardConfig
 from zdte_assets.orchestration.io_manager import WINDOW_INPUT
-from zdte_assets.orchestration.jobs import asset_key, step_priority
-from zdte_assets.orchestration.partitions import day_of, weeks_of_day_and_previous
+from zdte_assets.orchestration.jobs import DAILY_BACKFILL, asset_key, step_priority
+from zdte_assets.orchestration.metadata import numbers
+from zdte_assets.orchestration.partitions import day_of, one_session, weeks_of_day_and_previous
 from zdte_assets.orchestration.resources import StoreResource
 from zdte_assets.orchestration.tracking import MODEL_REQUIREMENTS, MlflowTracking
 
@@ -224,6 +225,7 @@ def build_model_assets(
 
     @dg.asset(
         key=asset_key(ticker, "daily_model"),
+        backfill_policy=DAILY_BACKFILL,
         op_tags=step_priority("daily_model"),
         group_name=ticker,
         partitions_def=days,
@@ -264,7 +266,7 @@ def build_model_assets(
         features: pl.DataFrame,
         daily_bar: pl.DataFrame,
     ) -> dg.Output[dict[str, Any]]:
-        day = day_of(context.partition_key)
+        day = one_session(context)
         s = store.store()
         with timing.part("storage"):
             known = [
@@ -326,8 +328,17 @@ def build_model_assets(
                 "train_last": pointer.train_last.isoformat(),
                 "tuned_as_of": tuned.as_of.isoformat(),
                 "beats_naive": pointer.beats_naive,
-                "sigma": model.sigma,
-                "shrinkage": model.shrinkage,
+                "model_version": version,
+                "train_rows": train_rows.height,
+                **numbers(
+                    {
+                        "sigma": model.sigma,
+                        "shrinkage": model.shrinkage,
+                        "tuned_rmse": tuned.rmse,
+                        "tuned_rmse_ratio": tuned.rmse_ratio,
+                        **model.validation_metrics(),
+                    }
+                ),
                 "mlflow_run_id": run_id,
                 "reused_registered_version": reused,
             },
@@ -404,11 +415,15 @@ def _tuned_output(
             "trigger": trigger,
             "reused_version": reused,
             "rows": n_rows,
-            "val_rmse": version.rmse,
-            "naive_rmse": version.naive_rmse,
-            "rmse_ratio": round(version.rmse_ratio, 4),
-            "directional_accuracy": version.accuracy,
-            "base_rate_up": version.base_rate,
+            **numbers(
+                {
+                    "val_rmse": version.rmse,
+                    "naive_rmse": version.naive_rmse,
+                    "rmse_ratio": version.rmse_ratio,
+                    "directional_accuracy": version.accuracy,
+                    "base_rate_up": version.base_rate,
+                }
+            ),
             "beats_naive": version.beats_naive,
             "pareto_size": len(version.pareto),
             "mlflow_run_id": version.mlflow_run_id,

@@ -18,8 +18,9 @@ from zdte_assets.monitoring.config import MONITORING_CONFIG, DriftConfig
 from zdte_assets.monitoring.report import build_drift_report
 from zdte_assets.orchestration.assets.model import MAX_TRAIN_SESSIONS
 from zdte_assets.orchestration.io_manager import WINDOW_INPUT
-from zdte_assets.orchestration.jobs import asset_key
-from zdte_assets.orchestration.partitions import day_of
+from zdte_assets.orchestration.jobs import DAILY_BACKFILL, asset_key
+from zdte_assets.orchestration.metadata import numbers
+from zdte_assets.orchestration.partitions import one_session
 
 __all__ = ["MONITORING_CONFIG", "DriftSettings", "build_monitoring_assets"]
 
@@ -80,18 +81,31 @@ def _metadata(report: DriftReport) -> dict[str, Any]:
         ),
         "model_version": report.model_version,
     }
-    perf = report.performance
-    for name, value in (
-        ("ma_rmse", perf.ma_rmse),
-        ("reference_rmse", perf.reference_rmse),
-        ("ratio", perf.ratio),
-        ("accuracy", perf.accuracy),
-        ("base_rate", perf.base_rate),
-    ):
-        if value is not None:
-            md[f"perf_{name}"] = float(value)
-    if report.target_drift.ks_pvalue is not None:
-        md["target_ks_pvalue"] = report.target_drift.ks_pvalue
+    perf, target = report.performance, report.target_drift
+    holm = [r.ks_pvalue_holm for r in report.feature_drift if r.ks_pvalue_holm is not None]
+    psi = [r.psi for r in report.feature_drift if r.psi is not None]
+    md.update(
+        numbers(
+            {
+                "perf_ma_rmse": perf.ma_rmse,
+                "perf_reference_rmse": perf.reference_rmse,
+                # The RMSE ratio (recent moving-average RMSE over the out-of-sample level).
+                "perf_ratio": perf.ratio,
+                "perf_rmse_pvalue": perf.rmse_pvalue,
+                "perf_accuracy": perf.accuracy,
+                "perf_accuracy_pvalue": perf.accuracy_pvalue,
+                "perf_base_rate": perf.base_rate,
+                "perf_benchmark_accuracy": perf.benchmark_accuracy,
+                "target_ks_stat": target.ks_stat,
+                "target_ks_pvalue": target.ks_pvalue,
+                "target_psi": target.psi,
+                "target_wasserstein_scaled": target.wasserstein_scaled,
+                "min_feature_ks_pvalue_holm": min(holm) if holm else None,
+                "max_feature_psi": max(psi) if psi else None,
+                **{f"trigger_{t.name}_value": t.value for t in report.triggers},
+            }
+        )
+    )
     return md
 
 
@@ -102,6 +116,7 @@ def build_monitoring_assets(
 
     @dg.asset(
         key=asset_key(ticker, "drift_report"),
+        backfill_policy=DAILY_BACKFILL,
         group_name=ticker,
         partitions_def=days,
         kinds={"json"},
@@ -135,7 +150,7 @@ def build_monitoring_assets(
         prediction_outcome: dict[str, Any],
         daily_model: dict[str, Any],
     ) -> dg.Output[dict[str, Any]]:
-        day = day_of(context.partition_key)
+        day = one_session(context)
         with timing.part("compute"):
             pointer = ModelPointer.model_validate(daily_model)
             report = build_drift_report(

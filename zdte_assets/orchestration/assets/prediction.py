@@ -12,12 +12,13 @@ import dagster as dg
 import polars as pl
 
 from zdte_assets.core import calendar, timing
-from zdte_assets.core.records import ModelPointer, Prediction
+from zdte_assets.core.records import ModelPointer, Outcome, Prediction
 from zdte_assets.model.versions import champion_due
 from zdte_assets.orchestration.assets.model import load_model_dir
 from zdte_assets.orchestration.io_manager import WINDOW_INPUT
-from zdte_assets.orchestration.jobs import asset_key, step_priority
-from zdte_assets.orchestration.partitions import day_of
+from zdte_assets.orchestration.jobs import DAILY_BACKFILL, asset_key, step_priority
+from zdte_assets.orchestration.metadata import numbers, prices
+from zdte_assets.orchestration.partitions import one_session
 from zdte_assets.orchestration.resources import StoreResource
 from zdte_assets.orchestration.tracking import MlflowTracking
 from zdte_assets.trading import predictions
@@ -40,6 +41,7 @@ def build_prediction_assets(
 ) -> list[dg.AssetsDefinition]:
     @dg.asset(
         key=asset_key(ticker, "prediction"),
+        backfill_policy=DAILY_BACKFILL,
         op_tags=step_priority("prediction"),
         group_name=ticker,
         partitions_def=days,
@@ -64,7 +66,7 @@ def build_prediction_assets(
         daily_model: dict[str, Any],
     ) -> dg.Output[dict[str, Any]]:
         # The value handed to the IO manager is the record's JSON form (it stores dicts as JSON).
-        day = day_of(context.partition_key)
+        day = one_session(context)
         pointer = ModelPointer.model_validate(daily_model)
         model_dir = mlflow.cached_model(ticker, pointer.model_version, pointer.mlflow_run_id)
         with timing.part("storage"):
@@ -89,16 +91,8 @@ def build_prediction_assets(
         return dg.Output(
             record.model_dump(mode="json"),
             metadata={
+                **prediction_metadata(record),
                 "promoted_to_champion": promoted,
-                "action": record.action,
-                "reason_code": record.decision.reason_code,
-                "reason": record.reason,
-                "gate_open": record.gate.open,
-                "gate_days": record.gate.n,
-                "open": record.open,
-                "predicted_close": record.predicted_close,
-                "p_up": record.p_up,
-                "model_version": record.model.version,
                 "json": dg.MetadataValue.url(urls[0]) if urls[0].startswith("http") else urls[0],
                 "table": urls[1],
             },
@@ -106,6 +100,7 @@ def build_prediction_assets(
 
     @dg.asset(
         key=asset_key(ticker, "prediction_outcome"),
+        backfill_policy=DAILY_BACKFILL,
         group_name=ticker,
         partitions_def=days,
         kinds={"json"},
@@ -125,7 +120,7 @@ def build_prediction_assets(
         prediction: dict[str, Any],
         daily_bar: pl.DataFrame,
     ) -> dg.Output[dict[str, Any]]:
-        day = day_of(context.partition_key)
+        day = one_session(context)
         bar = daily_bar.filter(pl.col("date") == day)
         prev = daily_bar.filter(pl.col("date") == calendar.previous_trading_day(day))
         if bar.height != 1:
@@ -139,17 +134,80 @@ def build_prediction_assets(
             )
         with timing.part("storage"):
             predictions.publish_outcome(store.store(), outcome)
-        value = outcome.model_dump(mode="json")
-        return dg.Output(
-            value,
-            metadata={
-                k: value[k]
-                for k in ("close", "error", "naive_error", "direction_hit", "pnl_usd", "action")
-                if value[k] is not None
-            },
-        )
+        return dg.Output(outcome.model_dump(mode="json"), metadata=outcome_metadata(outcome))
 
     return [prediction, prediction_outcome]
+
+
+def prediction_metadata(record: Prediction) -> dict[str, Any]:
+    """The whole decision as the UI shows and plots it (see `orchestration.metadata`).
+
+    On a NO_TRADE day the best candidate's strike, premium and expected value are shown as
+    ``considered_*``: numbers named ``strike`` or ``premium`` would read as a recommendation
+    (``zdte prediction --table`` shows none there either).
+    """
+    d = record.decision
+    traded = record.action != "NO_TRADE"
+    candidate = "" if traded else "considered_"
+    md: dict[str, Any] = {
+        "action": record.action,
+        "reason_code": d.reason_code,
+        "reason": record.reason,
+        "gate_open": record.gate.open,
+        "gate_code": record.gate.code,
+        "gate_reason": record.gate.reason,
+        "gate_days": record.gate.n,
+        "contracts": d.contracts,
+        "model_version": record.model.version,
+        **numbers(
+            {
+                "predicted_return": record.predicted_return,
+                "p_up": record.p_up,
+                "interval_level": record.interval.level,
+                "gate_dm_pvalue": record.gate.dm_pvalue,
+                "gate_pt_pvalue": record.gate.pt_pvalue,
+                f"{candidate}expected_value": d.expected_value,
+                f"{candidate}p_itm": d.p_itm,
+            }
+        ),
+        **prices(
+            {
+                "open": record.open,
+                "predicted_close": record.predicted_close,
+                "interval_low": record.interval.low,
+                "interval_high": record.interval.high,
+                f"{candidate}strike": d.strike,
+                f"{candidate}premium": d.premium,
+                "cost_usd": d.cost_usd,
+                "expected_value_usd": d.expected_value_usd,
+            }
+        ),
+    }
+    if d.option is not None:
+        md[f"{candidate}option"] = d.option
+    return md
+
+
+def outcome_metadata(outcome: Outcome) -> dict[str, Any]:
+    """The evening's figures as the UI shows and plots them (see `orchestration.metadata`)."""
+    md: dict[str, Any] = {
+        "action": outcome.action,
+        "in_interval": outcome.in_interval,
+        **numbers(
+            {
+                "realized_return": outcome.realized_return,
+                "predicted_return": outcome.predicted_return,
+                "error": outcome.error,
+                "abs_error": outcome.abs_error,
+                "naive_error": outcome.naive_error,
+                "pit": outcome.pit,
+            }
+        ),
+        **prices({"close": outcome.close, "pnl_usd": outcome.pnl_usd}),
+    }
+    if outcome.direction_hit is not None:
+        md["direction_hit"] = outcome.direction_hit
+    return md
 
 
 def _promote_used_version(mlflow: MlflowTracking, ticker: str, pointer: ModelPointer) -> bool:
