@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from zdte_assets.apps.cli import ui_workspace
 from zdte_assets.core import calendar
 from zdte_assets.orchestration.jobs import schedule_name, sensor_name
 from zdte_assets.orchestration.ticks import LOCATION, REPOSITORY
@@ -27,12 +28,6 @@ from zdte_assets_tests.services import free_ports
 
 TICKER = "AAPL"
 
-WORKSPACE = f"""\
-load_from:
-  - python_module:
-      module_name: zdte_assets.definitions
-      location_name: {LOCATION}
-"""
 
 QUERY = """
 query Automation($repo: String!, $location: String!, $sensor: String!, $replay: String!) {
@@ -61,7 +56,7 @@ def webserver(replayed: Replayed, tmp_path_factory: pytest.TempPathFactory) -> I
     """`dagster-webserver` on the replay's instance, loading the code location as `zdte ui`
     does; its base URL."""
     root = tmp_path_factory.mktemp("webserver")
-    (root / "workspace.yaml").write_text(WORKSPACE)
+    (root / "workspace.yaml").write_text(ui_workspace())
     (port,) = free_ports(1)
     env = dict(os.environ, DAGSTER_HOME=str(replayed.home / "dagster"))
     log = (root / "webserver.log").open("w")

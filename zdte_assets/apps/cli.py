@@ -384,24 +384,42 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
     from zdte_assets.orchestration.runner import local_instance
 
-    local_instance()
+    instance = local_instance()
     env = config.environment()
     # The code server loads the definitions in its own process, where main()'s filter does not
     # reach: the same one beta notice (see main) is named there.
     env["PYTHONWARNINGS"] = ",".join(filter(None, [env.get("PYTHONWARNINGS"), BETA_NOTICE]))
-    return subprocess.call(ui_command(args.host, args.port), env=env)
+    workspace = Path(instance.root_directory) / "workspace.yaml"
+    workspace.write_text(ui_workspace())
+    # Started in the instance's directory: from the repository root, Dagster would warn on every
+    # start that the root's dagster.yaml (production's) is not the one DAGSTER_HOME uses.
+    return subprocess.call(
+        ui_command(workspace, args.host, args.port), env=env, cwd=instance.root_directory
+    )
 
 
 #: The warnings filter (PYTHONWARNINGS form) of the beta parameter `backfill_policy`.
 BETA_NOTICE = "ignore:Parameter `backfill_policy` of function `asset` is currently in beta"
 
 
-def ui_command(host: str, port: int) -> list[str]:
+def ui_workspace() -> str:
+    """The workspace `zdte ui` loads: the code location under the name production and `dg` give
+    it (`ticks.LOCATION`), so the replay's schedule and sensor ticks, recorded under that name,
+    show on their pages."""
+    from zdte_assets.orchestration.ticks import LOCATION
+
+    return (
+        "load_from:\n  - python_module:\n      module_name: zdte_assets.definitions\n"
+        f"      location_name: {LOCATION}\n"
+    )
+
+
+def ui_command(workspace: Path, host: str, port: int) -> list[str]:
     """`dg dev` on the code location, what Dagster 1.13 recommends (`dagster dev` warns that
     it is superseded by it); `dagster dev` only where dagster-dg-cli is not installed."""
     import shutil
 
-    target = ["-m", "zdte_assets.definitions", "--host", host, "--port", str(port)]
+    target = ["-w", str(workspace), "--host", host, "--port", str(port)]
     dg = Path(sys.executable).with_name("dg")
     if dg.exists() or (dg := Path(shutil.which("dg") or "")).name == "dg":
         return [str(dg), "dev", *target]
