@@ -12,15 +12,23 @@ from typing import Any
 
 import dagster as dg
 import numpy as np
+import pandas as pd
 import polars as pl
 import pytest
 from mlflow import MlflowClient
+from mlflow.models import Model
 
 import zdte_assets
 from zdte_assets.model import fitting
-from zdte_assets.model.params import ModelParams
+from zdte_assets.model.params import ModelParams, feature_matrix
 from zdte_assets.orchestration.runner import QUIET, local_instance
-from zdte_assets.orchestration.tracking import MlflowTracking, TrackingError
+from zdte_assets.orchestration.tracking import (
+    EXPERIMENT_KIND,
+    EXPERIMENT_KIND_TAG,
+    INPUT_EXAMPLE_ROWS,
+    MlflowTracking,
+    TrackingError,
+)
 from zdte_assets.storage import store as storage
 from zdte_assets_tests.conftest import REPLAY_END, REPLAY_START, Replayed
 
@@ -203,6 +211,36 @@ def test_registry_has_each_days_version_and_challenger_is_newest(
     assert ours == sorted(set(ours))  # one new version per day, in day order
     aliases = client.get_registered_model(NAME).aliases
     assert int(aliases["challenger"]) == max(numbers)
+
+
+def test_the_store_opens_on_the_models_they_are_described_and_show_their_inputs(
+    client: MlflowClient,
+    replayed: Replayed,
+    models: dict[dt.date, dict[str, Any]],
+    study_version: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    experiment = client.get_experiment_by_name(NAME)
+    assert experiment is not None
+    assert experiment.tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
+    assert "Default" not in {e.name for e in client.search_experiments()}
+    assert client.get_registered_model(NAME).description
+    study_artifacts = {a.path for a in client.list_artifacts(study_version["mlflow_run_id"])}
+    assert "feature_importance.png" in study_artifacts
+    for day, value in models.items():
+        features = client.get_run(value["mlflow_run_id"]).data.params["features"].split(",")
+        # The version's model directory (a version's run is its day's run, tested above).
+        local = client.download_artifacts(value["mlflow_run_id"], "model", str(tmp_path / str(day)))
+        mlmodel = Model.load(local)
+        assert mlmodel.signature is not None
+        assert mlmodel.signature.inputs.input_names() == features
+        example = mlmodel.load_input_example(local)
+        assert isinstance(example, pd.DataFrame)
+        assert list(example.columns) == features
+        # The example is the last rows the model was trained on.
+        rows = training_rows(replayed, day).tail(value["params"]["train_window"])
+        expected = feature_matrix(rows.tail(INPUT_EXAMPLE_ROWS), features)
+        np.testing.assert_array_equal(example.to_numpy(), expected)
 
 
 # --- causality and reproducibility ----------------------------------------------------------------

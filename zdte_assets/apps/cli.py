@@ -427,13 +427,26 @@ def ui_command(workspace: Path, host: str, port: int) -> list[str]:
 
 
 def cmd_mlflow_ui(args: argparse.Namespace) -> int:
-    """MLflow UI on the local tracking store (or MLFLOW_TRACKING_URI)."""
+    """MLflow UI on the local tracking store (or MLFLOW_TRACKING_URI) with `--workers` server
+    processes (MLflow's own default is 4) and without MLflow's job runner, a further process
+    that serves only GenAI features: locally one process starts soonest and suffices."""
     import subprocess
 
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}")
     uri = config.mlflow_tracking_uri()
+    if uri.startswith("sqlite:"):
+        from zdte_assets.orchestration.tracking import MlflowTracking
+
+        # Creates the local store if needed and deletes its empty "Default" experiment, so
+        # the UI opens on zdte's experiments.
+        MlflowTracking(tracking_uri=uri).client()
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
-    cmd += ["--host", args.host, "--port", str(args.port)]
-    return subprocess.call(cmd)
+    cmd += ["--host", args.host, "--port", str(args.port), "--workers", str(args.workers)]
+    env = config.environment()
+    # Set, not read: MLflow's server reads it itself (an explicit setting still wins).
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    return subprocess.call(cmd, env=env)
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
@@ -565,6 +578,9 @@ def build_parser() -> argparse.ArgumentParser:
     ml = sub.add_parser("mlflow-ui", help="start the MLflow UI on the tracking store")
     ml.add_argument("--host", default="127.0.0.1")
     ml.add_argument("--port", type=int, default=5000)
+    ml.add_argument(
+        "--workers", type=int, default=1, help="server processes (default 1; MLflow's own is 4)"
+    )
     ml.set_defaults(func=cmd_mlflow_ui)
 
     st = sub.add_parser(

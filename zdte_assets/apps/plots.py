@@ -12,10 +12,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def _save(fig: plt.Figure, path: Path, *, tight_bbox: bool = False) -> Path:
+    """`tight_bbox` crops the saved image to what is drawn, long tick labels included."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight" if tight_bbox else None)
     plt.close(fig)
     return path
 
@@ -49,13 +50,14 @@ def pareto_front(
 
 
 def feature_importance(names: Sequence[str], gains: Sequence[float], path: Path) -> Path:
-    """Horizontal bars, 0.35 inch per feature so that labels never overlap."""
-    order = np.argsort(np.asarray(gains, dtype=float))
+    """Horizontal bars sorted by gain, the largest on top, 0.35 inch per feature so that labels
+    never overlap; the image is cropped to its labels, however long."""
+    order = np.argsort(np.asarray(gains, dtype=float), kind="stable")
     fig, ax = plt.subplots(figsize=(7, max(2.5, 0.35 * len(names) + 1.2)))
     ax.barh([names[i] for i in order], [float(gains[i]) for i in order])
     ax.tick_params(axis="y", labelsize=9)
     ax.set_xlabel("LightGBM gain")
-    return _save(fig, path)
+    return _save(fig, path, tight_bbox=True)
 
 
 def predicted_vs_actual(

@@ -27,6 +27,8 @@ import polars as pl
 
 from zdte_assets.core import config, timing
 from zdte_assets.core.errors import ZdteError, first_line
+from zdte_assets.model.fitting import FittedModel
+from zdte_assets.model.params import feature_matrix
 from zdte_assets.model.persistence import install_dir
 
 P = ParamSpec("P")
@@ -34,6 +36,18 @@ R = TypeVar("R")
 
 #: Requirements written next to each model, so logging does not spend seconds inferring them.
 MODEL_REQUIREMENTS = ["lightgbm>=4.6,<5", "numpy", "polars"]
+
+#: The experiment tag MLflow 3's UI reads to choose its view, and the value of model training
+#: (the classic runs, metrics and models view, not the GenAI traces view). Spelled out: MLflow
+#: has no public constant for it (the UI's `ExperimentKind.CUSTOM_MODEL_DEVELOPMENT`).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+
+#: Rows of the training features stored as each version's input example.
+INPUT_EXAMPLE_ROWS = 5
+
+#: Local stores whose empty "Default" experiment this process already dealt with.
+_pruned_stores: set[str] = set()
 
 
 def _timed(method: Callable[P, R]) -> Callable[P, R]:
@@ -82,6 +96,56 @@ def registered_model_name(ticker: str) -> str:
     return f"zdte-{ticker.upper()}"
 
 
+def registered_model_description(ticker: str) -> str:
+    """What a version of the ticker's registered model is, for the registry page."""
+    t = ticker.upper()
+    return (
+        f"Daily LightGBM forecast of {t}'s open-to-close log return (close = open * exp(return)), "
+        "refitted each session on the sessions strictly before it. Inputs: features known at "
+        "the open (the overnight gap, realized volatilities, RSI, MACD, ATR, volume z-score, "
+        "momentum, weekday and lagged open-to-close and close-to-close returns), the columns "
+        "named in each version's signature. The booster's raw output is shrunk by the version's "
+        "`shrinkage` (zdte's metadata under `model/zdte`). A forecast is traded only while the "
+        "significance gate is open: the past out-of-sample forecasts beat the naive forecast "
+        "(Diebold-Mariano) and the base rate (Pesaran-Timmermann) at 5%. Aliases: `challenger` "
+        "is the newest version, `champion` the promoted one."
+    )
+
+
+def signature_and_example(model: FittedModel, rows: pl.DataFrame) -> tuple[Any, Any]:
+    """The MLflow signature of the booster the model directory holds (its feature columns in,
+    its raw prediction out) and its input example: the last `INPUT_EXAMPLE_ROWS` training rows'
+    features as a pandas frame. Both given explicitly, so MLflow neither loads the model again
+    to infer them nor depends on anything but the rows."""
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    sample = rows.tail(INPUT_EXAMPLE_ROWS)
+    example = pd.DataFrame(feature_matrix(sample, model.features), columns=list(model.features))
+    return infer_signature(example, model.predict_raw(sample)), example
+
+
+def drop_empty_default_experiment(client: Any) -> bool:
+    """Delete the "Default" experiment (id 0) that a new SQLite store creates, when it holds no
+    run, so the UI opens on zdte's experiments. Deleted, not removed: the store sees it and does
+    not create it again. Returns whether it was deleted now."""
+    from mlflow.entities import ViewType
+
+    try:
+        default = client.get_experiment("0")
+    except Exception:  # no such experiment
+        return False
+    if default.name != "Default" or default.lifecycle_stage != "active":
+        return False
+    if client.search_runs(["0"], run_view_type=ViewType.ALL, max_results=1):
+        return False
+    try:
+        client.delete_experiment("0")
+    except Exception:  # deleted concurrently by another process
+        return False
+    return True
+
+
 @dataclass
 class RunLog:
     """Collects what one MLflow run records, then writes it in a few batched calls."""
@@ -126,19 +190,30 @@ class MlflowTracking(dg.ConfigurableResource):  # type: ignore[type-arg]
             Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         from mlflow import MlflowClient
 
-        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        if uri.startswith("sqlite:") and uri not in _pruned_stores:
+            # Only zdte's own local store: a remote server's Default belongs to its other users.
+            drop_empty_default_experiment(client)
+            _pruned_stores.add(uri)
+        return client
 
     def experiment_id(self, client: Any, ticker: str) -> str:
         name = experiment_name(ticker)
         exp = client.get_experiment_by_name(name)
         if exp is not None:
+            if exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # created before the tag
+                client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
             return str(exp.experiment_id)
         location = None
         if self._is_local():
             # A SQLite store would otherwise put artifacts in ./mlruns of whatever directory runs it.
             location = (config.zdte_home() / "mlartifacts" / ticker.upper()).as_uri()
         try:
-            return str(client.create_experiment(name, artifact_location=location))
+            return str(
+                client.create_experiment(
+                    name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+                )
+            )
         except Exception:  # created concurrently by another run
             return str(client.get_experiment_by_name(name).experiment_id)
 
@@ -250,8 +325,14 @@ class MlflowTracking(dg.ConfigurableResource):  # type: ignore[type-arg]
         client = self.client()
         client.log_artifacts(run_id, str(model_dir), "model")
         name = registered_model_name(ticker)
-        with contextlib.suppress(Exception):
-            client.create_registered_model(name, tags={"ticker": ticker.upper()})
+        description = registered_model_description(ticker)
+        try:
+            client.create_registered_model(
+                name, tags={"ticker": ticker.upper()}, description=description
+            )
+        except Exception:  # exists already (or created concurrently)
+            if client.get_registered_model(name).description != description:
+                client.update_registered_model(name, description=description)
         source = f"{client.get_run(run_id).info.artifact_uri}/model"
         version = client.create_model_version(name, source=source, run_id=run_id, tags=tags)
         return str(version.version)

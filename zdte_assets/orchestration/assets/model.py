@@ -33,7 +33,11 @@ from zdte_assets.orchestration.jobs import DAILY_BACKFILL, asset_key, step_prior
 from zdte_assets.orchestration.metadata import numbers
 from zdte_assets.orchestration.partitions import day_of, one_session, weeks_of_day_and_previous
 from zdte_assets.orchestration.resources import StoreResource
-from zdte_assets.orchestration.tracking import MODEL_REQUIREMENTS, MlflowTracking
+from zdte_assets.orchestration.tracking import (
+    MODEL_REQUIREMENTS,
+    MlflowTracking,
+    signature_and_example,
+)
 
 #: Sessions of history a daily retrain may draw from (the largest train_window in the search space).
 MAX_TRAIN_SESSIONS = MAX_TRAIN_WINDOW
@@ -396,7 +400,7 @@ def _train_and_register(
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(tmp) / "model"
         with timing.part("mlflow"):
-            save_mlflow_model(model, model_dir)
+            save_mlflow_model(model, model_dir, train_rows)
         version = mlflow.register(
             ticker, run_id, model_dir, {**key, "dagster.run_id": context.run.run_id}
         )
@@ -432,11 +436,19 @@ def _tuned_output(
     )
 
 
-def save_mlflow_model(model: FittedModel, path: Path) -> None:
-    """An MLflow lightgbm-flavour directory plus zdte's JSON metadata; explicit requirements keep it fast."""
+def save_mlflow_model(model: FittedModel, path: Path, rows: pl.DataFrame) -> None:
+    """An MLflow lightgbm-flavour directory plus zdte's JSON metadata; explicit requirements keep it
+    fast. `rows` (the training rows) give the signature and the input example."""
     import mlflow.lightgbm
 
-    mlflow.lightgbm.save_model(model.booster, str(path), pip_requirements=MODEL_REQUIREMENTS)
+    signature, example = signature_and_example(model, rows)
+    mlflow.lightgbm.save_model(
+        model.booster,
+        str(path),
+        pip_requirements=MODEL_REQUIREMENTS,
+        signature=signature,
+        input_example=example,
+    )
     save_model_dir(model, path / "zdte")
 
 
