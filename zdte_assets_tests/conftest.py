@@ -189,7 +189,7 @@ class Replayed:
     output: Path
     report: dict[str, object]
     home: Path
-    #: A home holding only what this replay noted about itself (`replay.LAST_REPLAY`), kept
+    #: A home holding only what this replay noted about itself (`last_replay.LAST_REPLAY`), kept
     #: apart because later replays in the session's home replace the note.
     note_home: Path
 
@@ -208,7 +208,8 @@ def replayed(zdte_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Repla
     import datetime as dt
     import shutil
 
-    from zdte_assets.apps.replay import LAST_REPLAY, ReplayOptions, run_replay
+    from zdte_assets.apps.last_replay import LAST_REPLAY
+    from zdte_assets.apps.replay import ReplayOptions, run_replay
 
     out = tmp_path_factory.mktemp("replay")
     result = run_replay(

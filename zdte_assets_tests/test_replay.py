@@ -153,7 +153,7 @@ def test_report_files_and_required_keys(replayed: Replayed) -> None:
     assert timing["counts"].get("studies_reused", 0) >= lc["weekly_optimizations"]
     # Peak memory of the replay and of its study worker, each from its own process.
     assert 0 < timing["study_worker_peak_rss_mib"] < timing["peak_rss_mib"]
-    from zdte_assets.apps.cli import where_the_time_went
+    from zdte_assets.apps.summary import where_the_time_went
 
     printed = where_the_time_went(timing)
     assert printed.startswith(f"where the time went ({timing['wall_seconds']:.1f} s wall)")

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from zdte_assets.apps.summary import fmt, print_last_days, print_summary
 from zdte_assets.core import calendar, config
 from zdte_assets.core.errors import UsageError, first_line, is_known_error
 
@@ -112,7 +113,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             storage_url=storage,
         )
     )
-    _print_summary(result, out)
+    print_summary(result, out)
     return 0
 
 
@@ -137,102 +138,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         storage=None,
     )
     code = cmd_replay(ns)
-    _print_last_days(Path(args.output) / "storage", "AAPL", last)
+    print_last_days(Path(args.output) / "storage", "AAPL", last)
     return code
-
-
-def _print_last_days(storage_url: Path, ticker: str, last: Any) -> None:
-    """The last sessions' bars and feature rows as stored, so a newcomer sees real data."""
-    import polars as pl
-
-    from zdte_assets.storage import store as storage
-    from zdte_assets.storage.keys import asset_value_key
-
-    store = storage.store_from_url(str(storage_url))
-    days = [calendar.previous_trading_day(last, n) for n in range(2, 0, -1)] + [last]
-
-    def frames(asset: str) -> pl.DataFrame:
-        keys = (asset_value_key(ticker, asset, d.isoformat(), "parquet") for d in days)
-        return pl.concat(storage.read_parquet(store, k) for k in keys)
-
-    bars, feats = frames("daily_bar"), frames("features")
-    with pl.Config(
-        tbl_cols=9, float_precision=4, tbl_width_chars=120, tbl_hide_dataframe_shape=True
-    ):
-        print(f"last bars and feature rows ({store.url(ticker)}/):")
-        print(bars.drop("adj_close", strict=False))
-        print(feats.select(feats.columns[:8]))
-
-
-def _fmt(x: Any, fmt: str = ".4g") -> str:
-    return "n/a" if x is None else format(x, fmt)
-
-
-def where_the_time_went(timing: dict[str, Any]) -> str:
-    """One line per part of the replay's wall time, largest first (see `zdte_assets.core.timing`)."""
-    parts = timing["by_part"]
-    wall = float(timing["wall_seconds"])
-    main = {k: v for k, v in parts.items() if k != "studies_ahead_second_core" and v >= 0.05}
-    lines = [f"where the time went ({wall:.1f} s wall):"]
-    for name, seconds in sorted(main.items(), key=lambda kv: -kv[1]):
-        lines.append(f"  {name.replace('_', ' '):<28}{seconds:8.1f} s  {seconds / wall:6.1%}")
-    ahead = parts.get("studies_ahead_second_core", 0.0)
-    if ahead:
-        lines.append(f"  {'(studies ahead, 2nd core)':<28}{ahead:8.1f} s")
-    failed = int(timing.get("counts", {}).get("studies_ahead_failed", 0))
-    if failed:
-        lines.append(f"  {failed} studies could not be computed ahead (see stderr above)")
-    plain = float(timing["plain_equivalent_seconds"])
-    lines.append(f"  a plain loop would spend {plain:.1f} s of this on the same computations")
-    if timing.get("peak_rss_mib"):
-        worker = timing.get("study_worker_peak_rss_mib") or 0.0
-        lines.append(
-            f"  peak memory {timing['peak_rss_mib']:.0f} MiB"
-            + (f" (study worker {worker:.0f} MiB)" if worker else "")
-        )
-    return "\n".join(lines)
-
-
-def _print_summary(result: dict[str, Any], out: Path) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    m, t, lc = result["metrics"], result["trading"], result["lifecycle"]
-    table = Table(
-        title=f"zdte replay {result['ticker']} {result['start']}..{result['end']} "
-        f"({result['trading_days']} trading days)"
-    )
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    rows = [
-        ("model RMSE / naive RMSE", f"{_fmt(m['model']['rmse'])} / {_fmt(m['naive']['rmse'])}"),
-        ("RMSE ratio (model / naive)", _fmt(m["rmse_ratio"])),
-        ("Diebold-Mariano p-value vs naive", _fmt(m["dm_pvalue"])),
-        (
-            "directional accuracy / up-day base rate",
-            f"{_fmt(m['model']['directional_accuracy'], '.1%')} / {_fmt(m['base_rate_up'], '.1%')}",
-        ),
-        ("trades / no-trade days", f"{t['trades']} / {t['no_trade_days']}"),
-        ("P&L (USD)", _fmt(t["pnl_total"], ".2f")),
-        (
-            "weekly studies / drift re-optimizations",
-            f"{lc['weekly_optimizations']} / {lc['reoptimizations_triggered']}",
-        ),
-        ("models trained", str(lc["models_trained"])),
-        ("wall time (s)", _fmt(result["timing"]["wall_seconds"], ".1f")),
-    ]
-    for k, v in rows:
-        table.add_row(k, v)
-    Console().print(table)
-    print(where_the_time_went(result["timing"]))
-    print(
-        f"report: {out / 'report.html'} (also report.md, report.json, predictions.parquet "
-        "and PNG plots)"
-    )
-    print(
-        f"Dagster UI on this history: python3 run.py zdte ui  (instance {result['dagster_home']})"
-    )
-    print("MLflow UI on the studies and models: python3 run.py zdte mlflow-ui")
 
 
 def cmd_prediction(args: argparse.Namespace) -> int:
@@ -286,10 +193,10 @@ def _from_last_replay(args: argparse.Namespace, day: Any, missing: Exception) ->
     """With no store chosen (no --storage, no ZDTE_STORAGE_URL), the last replay's storage is
     where a newcomer's predictions are (the demo writes there): read it, or say which flag to
     pass. Prints the one-line reason and returns None when there is nothing to show."""
-    from zdte_assets.apps.replay import last_replay
+    from zdte_assets.apps import last_replay
     from zdte_assets.trading.predictions import PredictionNotFound, read_prediction
 
-    last = None if args.storage or config.configured_storage_url() else last_replay()
+    last = last_replay.fallback(args.storage)
     if last is None:
         print(f"zdte: {missing}", file=sys.stderr)
         return None
@@ -346,21 +253,21 @@ def _position_rows(action: str, d: dict[str, Any]) -> list[tuple[str, str]]:
     were a recommendation, only as what was weighed."""
     if action == "NO_TRADE":
         weighed = (
-            f"{d['option']} {_fmt(d['strike'], 'g')} at {_fmt(d['premium'], '.2f')}"
+            f"{d['option']} {fmt(d['strike'], 'g')} at {fmt(d['premium'], '.2f')}"
             if d.get("option")
             else "nothing"
         )
         return [("option", "none: no trade"), ("weighed and not bought", weighed)]
     return [
-        ("option", f"{d['option']} {_fmt(d['strike'], 'g')}"),
-        ("premium / contracts", f"{_fmt(d['premium'], '.2f')} / {d['contracts']}"),
+        ("option", f"{d['option']} {fmt(d['strike'], 'g')}"),
+        ("premium / contracts", f"{fmt(d['premium'], '.2f')} / {d['contracts']}"),
     ]
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the stored days' HTML report (one self-contained page); no Dagster needed."""
+    from zdte_assets.apps import last_replay
     from zdte_assets.apps.html_report import ReportError, write_report
-    from zdte_assets.apps.replay import last_replay
 
     start = _date(args.start, "--start") if args.start else None
     end = _date(args.end, "--end") if args.end else None
@@ -370,7 +277,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         path = write_report(args.storage or config.storage_url(), ticker, output, start, end)
     except ReportError:
         # As for `zdte prediction`: with no store chosen, the last replay's is the next place.
-        last = None if args.storage or config.configured_storage_url() else last_replay()
+        last = last_replay.fallback(args.storage)
         if last is None:
             raise
         path = write_report(last["storage"], ticker, output, start, end)

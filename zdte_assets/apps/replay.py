@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zdte_assets.apps import last_replay
 from zdte_assets.core import calendar, config
 from zdte_assets.core.config import STUDY_LOOKBACK_WEEKS
 from zdte_assets.core.errors import ZdteError
@@ -308,38 +309,8 @@ def run_replay(opts: ReplayOptions) -> dict[str, Any]:
     (opts.output / "report.json").write_text(json.dumps(result, indent=2, sort_keys=True))
     (opts.output / "report.md").write_text(report.markdown(result))
     html_report.write_replay_page(opts.output, result)
-    remember(result, opts.output)
+    last_replay.remember(result, opts.output)
     return result
-
-
-#: Where the last replay is noted, under ZDTE_HOME, so readers find its storage without a flag.
-LAST_REPLAY = "last-replay.json"
-
-
-def remember(result: dict[str, Any], output: Path) -> None:
-    """Note the replay just finished (atomically: a reader never sees half a file)."""
-    note = {
-        "storage": result["storage"],
-        "output": str(output.resolve()),
-        "ticker": result["ticker"],
-        "start": result["start"],
-        "end": result["end"],
-    }
-    home = config.zdte_home()
-    home.mkdir(parents=True, exist_ok=True)
-    tmp = home / f".{LAST_REPLAY}.{uuid.uuid4().hex}"
-    tmp.write_text(json.dumps(note, indent=2))
-    tmp.replace(home / LAST_REPLAY)
-
-
-def last_replay() -> dict[str, str] | None:
-    """What `remember` noted for the last replay under ZDTE_HOME, or None."""
-    path = config.zdte_home() / LAST_REPLAY
-    try:
-        note = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return note if isinstance(note, dict) and isinstance(note.get("storage"), str) else None
 
 
 def optuna_storage_url() -> str:
@@ -363,13 +334,11 @@ def _replay(
     from zdte_assets.apps import report
     from zdte_assets.core import timing
     from zdte_assets.definitions import build_definitions
-    from zdte_assets.orchestration.jobs import asset_key, schedule_name, sensor_name
+    from zdte_assets.orchestration import ticks
+    from zdte_assets.orchestration.jobs import asset_key
     from zdte_assets.orchestration.runner import local_instance, materialize_range
     from zdte_assets.orchestration.schedules import session_requests, weekly_requests
     from zdte_assets.orchestration.sensors import evaluate_drift
-    from zdte_assets.orchestration.ticks import Tick
-    from zdte_assets.orchestration.ticks import at as tick_time
-    from zdte_assets.orchestration.ticks import record as record_tick
     from zdte_assets.storage import store as storage
 
     defs = build_definitions(
@@ -452,33 +421,15 @@ def _replay(
                 waited += prefetch.wait(monday)
                 weekly = requests(weekly_requests(ticker, monday))
                 ids = [run(rr) for rr in weekly]
-                # The Sunday 18:00 tick before the week, as the UI would list it.
-                sunday = monday - dt.timedelta(days=1)
-                record_tick(
-                    instance,
-                    Tick(
-                        schedule_name(ticker, "weekly"),
-                        "schedule",
-                        tick_time(sunday, 18, 0),
-                        ids,
-                        [rr.run_key or "" for rr in weekly],
-                    ),
-                )
+                ticks.record(instance, ticks.weekly_tick(ticker, monday, ids, weekly))
             # One run holds the whole day: the model production's last retrain before `day`
             # fitted (rows before `day`, the newest study with data before `day`), the 09:30
-            # prediction, then the evening bar, outcome and drift report.
+            # prediction, then the evening bar, outcome and drift report. It stands for the
+            # ticks of the three slot schedules.
             session = requests(session_requests(ticker, day))
             ids = [run(rr) for rr in session]
-            keys = [rr.run_key or "" for rr in session]
-            # That run stands for the ticks of the three slot schedules it replaces.
-            for slot, fired in (
-                ("retrain", tick_time(calendar.previous_trading_day(day), 16, 45)),
-                ("morning", tick_time(day, 9, 30)),
-                ("evening", tick_time(day, 16, 30)),
-            ):
-                record_tick(
-                    instance, Tick(schedule_name(ticker, slot), "schedule", fired, ids, keys)
-                )
+            for tick in ticks.session_ticks(ticker, day, ids, session):
+                ticks.record(instance, tick)
             # The sensor's tick after the evening run. Its re-optimizations run now; the retrain
             # it asks for after a study is the next day's session run, which trains that model.
             reqs, cursor, notes = evaluate_drift(ticker, instance, cursor, drift_store)
@@ -489,18 +440,8 @@ def _replay(
             if launched:
                 _, cursor, more = evaluate_drift(ticker, instance, cursor, drift_store)
                 sensor_log += more
-            record_tick(
-                instance,
-                Tick(
-                    sensor_name(ticker),
-                    "sensor",
-                    tick_time(day, 16, 40),
-                    ids,
-                    [rr.run_key or "" for rr in launched],
-                    skip_reason="; ".join(notes) or "no drift report fired",
-                    cursor=json.dumps(cursor, sort_keys=True),
-                ),
-            )
+            state = json.dumps(cursor, sort_keys=True)
+            ticks.record(instance, ticks.sensor_tick(ticker, day, ids, launched, notes, state))
             progress(i + 1, day)
     finally:
         progress(None, None)

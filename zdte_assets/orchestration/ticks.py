@@ -24,6 +24,7 @@ from dagster._core.definitions.selector import InstigatorSelector
 from dagster._core.scheduler.instigation import InstigatorType, TickData, TickStatus
 
 from zdte_assets.core import calendar
+from zdte_assets.orchestration.jobs import schedule_name, sensor_name
 
 #: The code location name in `workspace.yaml`, `[tool.dg.project]` and `zdte ui`.
 LOCATION = "zdte"
@@ -74,6 +75,67 @@ def record(instance: dg.DagsterInstance, tick: Tick, location: str = LOCATION) -
     )
 
 
-def at(day: dt.date, hour: int, minute: int) -> dt.datetime:
-    """A New York wall-clock time on `day` (the schedules' time zone)."""
+def fires(slot: str, day: dt.date) -> dt.datetime:
+    """When `slot`'s schedule fires on `day`: the minute and hour of its cron, in New York."""
+    from zdte_assets.orchestration.schedules import SLOTS
+
+    minute, hour = (int(field) for field in SLOTS[slot][0].split()[:2])
     return dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=calendar.NY)
+
+
+def _ids(requests: Sequence[dg.RunRequest]) -> list[str]:
+    return [r.run_key or "" for r in requests]
+
+
+def weekly_tick(
+    ticker: str, monday: dt.date, run_ids: Sequence[str], requests: Sequence[dg.RunRequest]
+) -> Tick:
+    """The Sunday tick of the weekly schedule before the week of `monday`."""
+    return Tick(
+        schedule_name(ticker, "weekly"),
+        "schedule",
+        fires("weekly", monday - dt.timedelta(days=1)),
+        run_ids,
+        _ids(requests),
+    )
+
+
+def session_ticks(
+    ticker: str, day: dt.date, run_ids: Sequence[str], requests: Sequence[dg.RunRequest]
+) -> list[Tick]:
+    """The ticks a replay's session run stands for: the retrain of the session before (the
+    day's model), the day's morning and its evening."""
+    when = {
+        "retrain": fires("retrain", calendar.previous_trading_day(day)),
+        "morning": fires("morning", day),
+        "evening": fires("evening", day),
+    }
+    return [
+        Tick(schedule_name(ticker, slot), "schedule", at, run_ids, _ids(requests))
+        for slot, at in when.items()
+    ]
+
+
+def sensor_tick(
+    ticker: str,
+    day: dt.date,
+    run_ids: Sequence[str],
+    requests: Sequence[dg.RunRequest],
+    notes: Sequence[str],
+    cursor: str,
+) -> Tick:
+    """The drift sensor's tick after `day`'s evening run (its report is what it reads)."""
+    return Tick(
+        sensor_name(ticker),
+        "sensor",
+        fires("evening", day) + SENSOR_AFTER_EVENING,
+        run_ids,
+        _ids(requests),
+        skip_reason="; ".join(notes) or "no new drift report fired",
+        cursor=cursor,
+    )
+
+
+#: The sensor's first evaluation after the evening run (its default interval is 30 s; a few
+#: minutes cover the run itself).
+SENSOR_AFTER_EVENING = dt.timedelta(minutes=5)
