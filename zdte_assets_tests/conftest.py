@@ -192,6 +192,9 @@ class Replayed:
     #: A home holding only what this replay noted about itself (`last_replay.LAST_REPLAY`), kept
     #: apart because later replays in the session's home replace the note.
     note_home: Path
+    #: A copy of the Dagster instance (DAGSTER_HOME) as the replay left it: later tests write
+    #: into the session's instance, tests of what the UI shows read this one.
+    instance_home: Path
 
     @property
     def storage(self) -> str:
@@ -224,7 +227,19 @@ def replayed(zdte_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Repla
     )
     note_home = tmp_path_factory.mktemp("home-after-replay")
     shutil.copy(zdte_home / LAST_REPLAY, note_home / LAST_REPLAY)
-    return Replayed(output=out, report=result, home=zdte_home, note_home=note_home)
+    instance_home = tmp_path_factory.mktemp("instance-after-replay")
+    shutil.copytree(zdte_home / "dagster", instance_home, dirs_exist_ok=True)
+    settings = instance_home / "dagster.yaml"  # its paths named the original directory
+    settings.write_text(
+        settings.read_text().replace(str(zdte_home / "dagster"), str(instance_home))
+    )
+    return Replayed(
+        output=out,
+        report=result,
+        home=zdte_home,
+        note_home=note_home,
+        instance_home=instance_home,
+    )
 
 
 # --- the production stack (`zdte stack up`), for the tests marked `stack` ----------------------

@@ -53,12 +53,13 @@ query Automation($repo: String!, $location: String!, $sensor: String!, $replay: 
 
 @pytest.fixture(scope="module")
 def webserver(replayed: Replayed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`dagster-webserver` on the replay's instance, loading the code location as `zdte ui`
+    """`dagster-webserver` on the instance as the replay left it (the session's own instance
+    also holds other tests' replays of the same days), loading the code location as `zdte ui`
     does; its base URL."""
     root = tmp_path_factory.mktemp("webserver")
     (root / "workspace.yaml").write_text(ui_workspace())
     (port,) = free_ports(1)
-    env = dict(os.environ, DAGSTER_HOME=str(replayed.home / "dagster"))
+    env = dict(os.environ, DAGSTER_HOME=str(replayed.instance_home))
     log = (root / "webserver.log").open("w")
     proc = subprocess.Popen(
         [

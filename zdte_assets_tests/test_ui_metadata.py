@@ -28,20 +28,26 @@ TICKER = "AAPL"
 DAYS = calendar.trading_days(dt.date.fromisoformat(REPLAY_START), dt.date.fromisoformat(REPLAY_END))
 
 
-def materialization_metadata(asset: str, day: dt.date) -> dict[str, Any]:
-    """The metadata values of the newest materialization of `asset` for partition `day`."""
-    records = (
-        dg.DagsterInstance.get()
-        .fetch_materializations(
-            dg.AssetRecordsFilter(
-                asset_key=asset_key(TICKER, asset), asset_partitions=[day.isoformat()]
-            ),
-            limit=1,
-        )
-        .records
-    )
-    assert records, f"no materialization of {asset} for {day}"
-    materialization = records[0].asset_materialization
+def materialization_metadata(asset: str, day: dt.date, replayed: Replayed) -> dict[str, Any]:
+    """The metadata values of the newest materialization of `asset` for partition `day` made by
+    the `replayed` fixture's runs (other tests of the session write the same partitions into the
+    same instance)."""
+    instance = dg.DagsterInstance.get()
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=asset_key(TICKER, asset), asset_partitions=[day.isoformat()]
+        ),
+        limit=100,
+    ).records
+    replay_id = str(replayed.report["replay_id"])
+    mine = [
+        r
+        for r in records
+        if (run := instance.get_run_by_id(r.run_id)) is not None
+        and run.tags.get("zdte/replay") == replay_id
+    ]
+    assert mine, f"no materialization of {asset} for {day} by replay {replay_id}"
+    materialization = mine[0].asset_materialization
     assert materialization is not None
     return {k: v.value for k, v in materialization.metadata.items()}
 
@@ -65,7 +71,7 @@ def test_prediction_metadata_is_the_stored_decision_rounded(
     replayed: Replayed, day: dt.date
 ) -> None:
     record: Prediction = read_prediction(TICKER, day, storage_url=replayed.storage)
-    md = materialization_metadata("prediction", day)
+    md = materialization_metadata("prediction", day, replayed)
     d = record.decision
     assert md["action"] == record.action
     assert md["reason_code"] == d.reason_code
@@ -107,7 +113,7 @@ def test_the_replayed_week_shows_both_kinds_of_day_or_says_which_it_lacks(
     records = [read_prediction(TICKER, d, storage_url=replayed.storage) for d in DAYS]
     no_trade = [r for r in records if r.action == "NO_TRADE" and r.decision.strike is not None]
     assert no_trade, [r.action for r in records]
-    md = materialization_metadata("prediction", no_trade[0].date)
+    md = materialization_metadata("prediction", no_trade[0].date, replayed)
     assert "strike" not in md and md["considered_strike"] == price(no_trade[0].decision.strike)
 
 
@@ -115,7 +121,7 @@ def test_the_replayed_week_shows_both_kinds_of_day_or_says_which_it_lacks(
 def test_outcome_metadata_is_the_stored_outcome_rounded(replayed: Replayed, day: dt.date) -> None:
     store = storage.store_from_url(replayed.storage)
     outcome = Outcome.from_json(store.read_bytes(outcome_json_key(TICKER, day)))
-    md = materialization_metadata("prediction_outcome", day)
+    md = materialization_metadata("prediction_outcome", day, replayed)
     assert_rounded(
         md,
         {
@@ -134,7 +140,7 @@ def test_drift_report_metadata_is_the_stored_report_rounded(
     replayed: Replayed, day: dt.date
 ) -> None:
     report = load_drift_report(storage.store_from_url(replayed.storage), TICKER, day)
-    md = materialization_metadata("drift_report", day)
+    md = materialization_metadata("drift_report", day, replayed)
     perf, target = report.performance, report.target_drift
     assert_rounded(
         md,
@@ -160,7 +166,7 @@ def test_daily_model_metadata_is_the_pointer_rounded(replayed: Replayed, day: dt
     store = storage.store_from_url(replayed.storage)
     raw = store.read_bytes(keys.asset_value_key(TICKER, "daily_model", day.isoformat(), "json"))
     pointer = ModelPointer.model_validate(json.loads(raw))
-    md = materialization_metadata("daily_model", day)
+    md = materialization_metadata("daily_model", day, replayed)
     assert_rounded(md, {"sigma": number(pointer.sigma), "shrinkage": number(pointer.shrinkage)})
     assert md["model_version"] == pointer.model_version
     # The fit's inner validation figures, as plain floats.
