@@ -202,10 +202,11 @@ def _from_last_replay(args: argparse.Namespace, day: Any, missing: Exception) ->
         return None
     try:
         return read_prediction(args.ticker, day, storage_url=last["storage"])
-    except PredictionNotFound as exc:
+    except PredictionNotFound:
         span = f"{last.get('ticker', '?')} {last.get('start', '?')}..{last.get('end', '?')}"
         print(
-            f"zdte: {exc} (nor in the last replay's, {span}; choose one with --storage)",
+            f"zdte: {missing}, nor in the last replay's store {last['storage']} ({span}); "
+            "choose a store with --storage",
             file=sys.stderr,
         )
         return None
@@ -520,6 +521,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
+    except BrokenPipeError:
+        # The reader went away (`zdte prediction ... | head`): not an error of ours. Python's
+        # documented remedy, so that flushing stdout at exit does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:  # known input or service problems are reported in one line
         inner = user_error(exc)
         if is_known_error(inner):
