@@ -15,8 +15,9 @@ Objects are read through S3 with the stack's keys, so they are stored decrypted:
 is as secret as the data (mode 0700), and a restore into another server is encrypted again by
 that server's bucket default.
 
-Restore replaces: each database is dropped (its connections closed) and created again owned by
-its service's role, then `pg_restore` fills it as that role; each bucket ends with exactly the
+Restore replaces: each database is filled by `pg_restore`, as its service's role, into a new
+database owned by that role, which then takes the old one's place (its connections closed), so a
+failed restore leaves the old database as it was; each bucket ends with exactly the
 backup's objects. The dumps are restored by role (dagster, mlflow, optuna) and the buckets by
 setting (ZDTE_BUCKET, ZDTE_MLFLOW_BUCKET), so a backup restores into a stack whose names differ.
 
@@ -140,6 +141,12 @@ def _dump_databases(
     return out
 
 
+def _drop(cur: Any, db: str) -> None:
+    from psycopg2 import sql
+
+    cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db)))
+
+
 def _restore_databases(
     cfg: Mapping[str, str], source: Path, manifest: Mapping[str, Any], say: Callable[[str], None]
 ) -> None:
@@ -157,39 +164,54 @@ def _restore_databases(
     try:
         for name, prefix in DATABASES.items():
             db, role = cfg[f"{prefix}_PG_DB"], cfg[f"{prefix}_PG_USER"]
+            # Filled under another name and renamed when whole: the stack's services keep
+            # running and reconnect at any moment, and Dagster creates its tables in an empty
+            # database it connects to, which would collide with the dump's own tables.
+            staging = f"{db}_restoring"[:63]
             with conn.cursor() as cur:
                 cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
                 if cur.fetchone() is None:
                     raise BackupError(f"postgres: role {role} is missing: run `zdte stack up`")
-                cur.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db))
-                )
+                _drop(cur, staging)
                 cur.execute(
                     sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                        sql.Identifier(db), sql.Identifier(role)
+                        sql.Identifier(staging), sql.Identifier(role)
                     )
                 )
                 cur.execute(
-                    sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(db))
+                    sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(staging))
                 )
-            conninfo, env = _conninfo(params, db)
-            _run(
-                [
-                    pg_restore,
-                    f"--dbname={conninfo}",
-                    # Objects belong to the service's role, whatever they belonged to when dumped.
-                    "--no-owner",
-                    "--no-acl",
-                    f"--role={role}",
-                    "--clean",
-                    "--if-exists",
-                    "--single-transaction",
-                    "--exit-on-error",
-                    str(source / manifest["databases"][name]["file"]),
-                ],
-                env,
-                f"pg_restore into {db}",
-            )
+            conninfo, env = _conninfo(params, staging)
+            try:
+                _run(
+                    [
+                        pg_restore,
+                        f"--dbname={conninfo}",
+                        # Objects belong to the service's role, whatever they belonged to when
+                        # dumped.
+                        "--no-owner",
+                        "--no-acl",
+                        f"--role={role}",
+                        "--single-transaction",
+                        "--exit-on-error",
+                        str(source / manifest["databases"][name]["file"]),
+                    ],
+                    env,
+                    f"pg_restore into {db}",
+                )
+            except BackupError:
+                with conn.cursor() as cur:
+                    _drop(cur, staging)  # the live database was not touched
+                raise
+            with conn.cursor() as cur:
+                # A service connecting between these two statements is refused ("database does
+                # not exist") and retries; it never sees a half-filled database.
+                _drop(cur, db)
+                cur.execute(
+                    sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                        sql.Identifier(staging), sql.Identifier(db)
+                    )
+                )
             say(f"postgres: {db} restored, owned by {role}")
     finally:
         conn.close()
