@@ -45,6 +45,7 @@ from zdte_assets.data import synthetic
 from zdte_assets.definitions import build_definitions
 from zdte_assets.features.rows import LOOKBACK
 from zdte_assets.monitoring.config import MONITORING_CONFIG
+from zdte_assets.orchestration import metadata
 from zdte_assets.orchestration.runner import QUIET, local_instance, materialize_range
 from zdte_assets.orchestration.schedules import session_requests, weekly_requests
 from zdte_assets.orchestration.sensors import evaluate_drift
@@ -259,7 +260,8 @@ def test_the_gate_weighs_the_platforms_own_forecasts_and_trades_settle_at_the_cl
         if i < GATE_MIN_DAYS:
             assert (gate["open"], gate["code"]) == (False, "too_few_days"), (day, gate)
         # The instance shows the stored P&L on the outcome's materialization.
-        assert outcome_meta[day.isoformat()]["pnl_usd"].value == outcome["pnl_usd"]
+        # The UI's figure is the record's, to the cent.
+        assert outcome_meta[day.isoformat()]["pnl_usd"].value == metadata.price(outcome["pnl_usd"])
         if prediction["action"] == "NO_TRADE":
             assert outcome["pnl_usd"] == 0.0
             continue
