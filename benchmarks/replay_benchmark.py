@@ -210,8 +210,10 @@ def main() -> None:
         os.environ.setdefault("DAGSTER_COMPUTE_LOG_DIR", str(home / "compute-logs"))
     for k in ("ZDTE_STORAGE_URL", "MLFLOW_TRACKING_URI", "ZDTE_OPTUNA_STORAGE"):
         os.environ.pop(k, None)
+    from zdte_assets.apps.cli import quiet_console
     from zdte_assets.apps.replay import ReplayOptions, run_replay
 
+    quiet_console()
     t0 = time.perf_counter()
     report = run_replay(
         ReplayOptions(
