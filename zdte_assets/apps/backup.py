@@ -153,6 +153,8 @@ def _restore_databases(
     import psycopg2
     from psycopg2 import sql
 
+    from zdte_assets.apps import stack
+
     pg_restore = _pg_tool("pg_restore")
     params = _admin_params(cfg)
     try:
@@ -173,14 +175,7 @@ def _restore_databases(
                 if cur.fetchone() is None:
                     raise BackupError(f"postgres: role {role} is missing: run `zdte stack up`")
                 _drop(cur, staging)
-                cur.execute(
-                    sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                        sql.Identifier(staging), sql.Identifier(role)
-                    )
-                )
-                cur.execute(
-                    sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(staging))
-                )
+                stack.ensure_service_database(cur, staging, role)
             conninfo, env = _conninfo(params, staging)
             try:
                 _run(

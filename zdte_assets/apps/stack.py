@@ -316,18 +316,23 @@ def _provision_postgres(cfg: Mapping[str, str]) -> None:
                     ).format(sql.Identifier(user)),
                     (password,),
                 )
-                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,))
-                if not cur.fetchone():
-                    cur.execute(
-                        sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                            sql.Identifier(db), sql.Identifier(user)
-                        )
-                    )
-                cur.execute(
-                    sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(db))
-                )
+                ensure_service_database(cur, db, user)
     finally:
         conn.close()
+
+
+def ensure_service_database(cur: Any, db: str, owner: str) -> None:
+    """`db` exists, owned by its service's role `owner` if created here, and closed to every
+    other role (PUBLIC's default CONNECT and TEMP revoked). Provisioning and `zdte stack restore`
+    make the service databases through this one rule."""
+    from psycopg2 import sql
+
+    cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,))
+    if not cur.fetchone():
+        cur.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(db), sql.Identifier(owner))
+        )
+    cur.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(db)))
 
 
 def service_db(cfg: Mapping[str, str], prefix: str = "DAGSTER", connect_timeout: int = 10) -> Any:
