@@ -259,8 +259,7 @@ def test_the_gate_weighs_the_platforms_own_forecasts_and_trades_settle_at_the_cl
         assert gate["n"] == min(i, window), (day, gate)
         if i < GATE_MIN_DAYS:
             assert (gate["open"], gate["code"]) == (False, "too_few_days"), (day, gate)
-        # The instance shows the stored P&L on the outcome's materialization.
-        # The UI's figure is the record's, to the cent.
+        # The instance shows the stored P&L, to the cent, on the outcome's materialization.
         assert outcome_meta[day.isoformat()]["pnl_usd"].value == metadata.price(outcome["pnl_usd"])
         if prediction["action"] == "NO_TRADE":
             assert outcome["pnl_usd"] == 0.0
